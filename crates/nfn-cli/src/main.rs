@@ -1,0 +1,2 @@
+//! The `nfn` command line.
+fn main() {}

@@ -1,0 +1,121 @@
+//! `cargo xtask setup`: LibTorch and data, idempotently.
+//!
+//! LibTorch comes from the PyPI `torch==2.11.0` wheel (the version tch 0.24.0 is generated for),
+//! installed into the project-local virtual environment `.venv/` so the user's Python is left alone.
+//! `.libtorch` is linked to the wheel's `torch/` folder, which `.cargo/config.toml` hands to torch-sys
+//! as `LIBTORCH`; binaries find `.libtorch/lib` through a relative rpath.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::util::{self, root};
+
+/// The PyTorch release matching `tch = "=0.24.0"`.
+pub const TORCH_VERSION: &str = "2.11.0";
+/// Where Debian's `dataset-fashion-mnist` puts the IDX files.
+pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+/// Options of `setup`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Also install the PyTorch reference package (`nfn==0.1.2`) used by fixture scripts and benches.
+    #[arg(long)]
+    pub reference: bool,
+}
+
+fn venv_python() -> std::path::PathBuf {
+    root().join(".venv/bin/python")
+}
+
+fn torch_dir() -> Option<String> {
+    let code = format!(
+        "import torch, os; assert torch.__version__.startswith('{TORCH_VERSION}'), torch.__version__; \
+         print(os.path.dirname(torch.__file__))"
+    );
+    util::output(Command::new(venv_python()).args(["-c", &code]))
+}
+
+fn ensure_torch() -> Result<String> {
+    if let Some(dir) = torch_dir() {
+        return Ok(dir);
+    }
+    if !venv_python().exists() {
+        util::run(Command::new("python3").args(["-m", "venv", ".venv"]))
+            .context("creating the virtual environment .venv (needs python3 with venv)")?;
+    }
+    eprintln!("xtask: installing torch=={TORCH_VERSION} into .venv (about 2.6 GB download)");
+    util::run(Command::new(venv_python()).args([
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-cache-dir",
+        &format!("torch=={TORCH_VERSION}"),
+        "numpy",
+    ]))?;
+    torch_dir().context("torch was installed but `import torch` still fails in .venv")
+}
+
+fn ensure_link(torch: &str) -> Result<()> {
+    let link = root().join(".libtorch");
+    if std::fs::read_link(&link).is_ok_and(|t| t == Path::new(torch)) {
+        return Ok(());
+    }
+    if link.symlink_metadata().is_ok() {
+        std::fs::remove_file(&link).with_context(|| format!("removing stale {link:?}"))?;
+    }
+    std::os::unix::fs::symlink(torch, &link).with_context(|| format!("linking {link:?} -> {torch}"))
+}
+
+fn ensure_fashion_mnist() -> Result<()> {
+    if Path::new(FASHION_MNIST_DIR).join("train-images-idx3-ubyte.gz").exists() {
+        return Ok(());
+    }
+    let is_root = util::output(Command::new("id").arg("-u")).as_deref() == Some("0");
+    if !is_root {
+        eprintln!(
+            "xtask: FashionMNIST is missing; install it with `sudo apt-get install -y dataset-fashion-mnist`"
+        );
+        return Ok(());
+    }
+    let install =
+        || util::run(Command::new("apt-get").args(["install", "-y", "dataset-fashion-mnist"]));
+    if install().is_err() {
+        util::run(Command::new("apt-get").arg("update"))?;
+        install()?;
+    }
+    Ok(())
+}
+
+fn ensure_reference() -> Result<()> {
+    let ok = util::output(Command::new(venv_python()).args(["-c", "import nfn"])).is_some();
+    if !ok {
+        util::run(Command::new(venv_python()).args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "nfn==0.1.2",
+            "einops",
+        ]))?;
+    }
+    Ok(())
+}
+
+/// Run the set-up; cheap when everything is in place.
+pub fn run(args: &Args) -> Result<()> {
+    if !cfg!(target_os = "linux") {
+        bail!(
+            "set-up supports Linux only (the PyPI torch wheel and rpath layout are Linux-specific)"
+        );
+    }
+    let torch = ensure_torch()?;
+    ensure_link(&torch)?;
+    ensure_fashion_mnist()?;
+    if args.reference {
+        ensure_reference()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! `cargo xtask`: the project driver. It links no LibTorch, because it is what installs it.
+//!
+//! `setup` installs PyTorch 2.11.0 (LibTorch for tch 0.24.0) into `.venv/` and FashionMNIST;
+//! `test` runs fmt, clippy, the test suite and the docs; `demo` runs the main job through `nfn`.
+
+mod commands;
+mod util;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "nfn-rs project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install LibTorch (PyTorch 2.11.0 in .venv/) and FashionMNIST; idempotent.
+    Setup(commands::setup::Args),
+    /// The whole suite: setup, fmt --check, clippy -D warnings, tests, docs.
+    Test(commands::test::Args),
+    /// The main job on a built-in default, through the `nfn` binary (release build).
+    Demo(commands::demo::Args),
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Setup(args) => commands::setup::run(&args),
+        Command::Test(args) => commands::test::run(&args),
+        Command::Demo(args) => commands::demo::run(&args),
+    }
+}
