@@ -1,5 +1,34 @@
 //! Permutation-equivariant layers on weight-space features: the NFN layers (NP, HNP), the NFT
 //! weight-space attention and block, invariant pooling and read-outs, and input encodings.
 //!
-//! Sits on `nfn-weightspace`; used by `nft-model` and `inr2array`. (Layers land with the layers issue.)
+//! Sits on `nfn-weightspace`; used by `nft-model` and `inr2array`. Every layer is a small struct
+//! built from a `tch::nn::Path`, implementing [`WsModuleT`] (features to features) or
+//! [`WsReadoutT`] (features to a tensor). Section numbers refer to the project's REFERENCE spec.
 #![warn(missing_docs)]
+
+pub mod error;
+pub mod module;
+
+// Shared blocks (§2)
+pub mod elementwise;
+pub mod encodings;
+pub mod layer_norm;
+pub mod pointwise;
+pub mod scale;
+
+// NFN layers (§3)
+pub mod hnp_linear;
+pub mod init;
+pub mod np_linear;
+pub mod pool;
+pub mod stats;
+
+// NFT layers (§4)
+pub mod attention;
+pub mod cross_attention;
+pub mod nft_block;
+
+pub use error::{Error, Result};
+pub use module::{WsModuleT, WsReadoutT, WsSequential};
+// NFN re-exports (np_linear, hnp_linear, pool, stats, init)
+// NFT and shared-block re-exports (elementwise, encodings, layer_norm, pointwise, scale, attention, nft_block, cross_attention)

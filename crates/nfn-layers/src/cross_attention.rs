@@ -1,0 +1,1 @@
+//! Cross-attention read-out to a permutation-invariant latent array (REFERENCE §4.5).

@@ -1,0 +1,1 @@
+//! HNP-equivariant linear layer, HnpLinear (REFERENCE §3.3).

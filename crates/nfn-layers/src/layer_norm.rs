@@ -1,0 +1,1 @@
+//! The weight-space LayerNorm, WsLayerNorm (REFERENCE §2.4).

@@ -1,0 +1,1 @@
+//! The pre-LN NFT block (REFERENCE §4.3).

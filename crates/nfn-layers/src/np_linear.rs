@@ -1,0 +1,1 @@
+//! NP-equivariant linear layer, NpLinear (REFERENCE §3.2).

@@ -1,0 +1,1 @@
+//! Pointwise channel mixing per layer (REFERENCE §2.1).

@@ -1,0 +1,1 @@
+//! Invariant pooling: NpPool and HnpPool (REFERENCE §3.4).

@@ -1,0 +1,1 @@
+//! Learned per-tensor output scale (REFERENCE §2.6).

@@ -1,0 +1,1 @@
+//! The StatNet featurizer: per-tensor statistics (REFERENCE §3.4).
