@@ -1,2 +1,34 @@
-//! The `nfn` command line.
-fn main() {}
+//! The `nfn` command line: fit INR data sets, train and evaluate weight-space models.
+//!
+//! `cargo xtask` builds and drives this binary; it can also be run directly
+//! (`cargo run --release -p nfn-cli --bin nfn -- --help`).
+
+mod commands;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "nfn", version, about = "Weight-space learning with Neural Functional Transformers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the LibTorch build, device and thread count.
+    Info,
+    /// The built-in default pipeline on FashionMNIST, ending in a printed result.
+    Demo(commands::demo::Args),
+    /// Fit SIREN INRs to an image data set and write a sharded INR data set.
+    FitInrs(commands::fit_inrs::Args),
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Info => commands::info::run(),
+        Command::Demo(args) => commands::demo::run(&args),
+        Command::FitInrs(args) => commands::fit_inrs::run(&args),
+    }
+}

@@ -1,0 +1,13 @@
+//! `nfn info`: what this build of LibTorch sees.
+
+use anyhow::Result;
+use tch::{Cuda, Device};
+
+/// Print device, CUDA and thread facts.
+pub fn run() -> Result<()> {
+    println!("nfn {}", env!("CARGO_PKG_VERSION"));
+    println!("default device: {:?}", Device::cuda_if_available());
+    println!("cuda available: {} ({} devices)", Cuda::is_available(), Cuda::device_count());
+    println!("cpu threads: {}", tch::get_num_threads());
+    Ok(())
+}

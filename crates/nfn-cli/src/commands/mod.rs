@@ -1,0 +1,4 @@
+//! One module per `nfn` command.
+pub mod demo;
+pub mod fit_inrs;
+pub mod info;
