@@ -3,3 +3,4 @@
 //!
 //! Sits on `nft-model`, `nfn-layers` and `nfn-weightspace`. (Lands with the Inr2Array issue.)
 #![warn(missing_docs)]
+#![warn(clippy::unwrap_used)]

@@ -2,3 +2,4 @@
 //!
 //! Sits on top of every library crate; nothing depends on it.
 #![warn(missing_docs)]
+#![warn(clippy::unwrap_used)]

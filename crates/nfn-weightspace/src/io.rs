@@ -15,6 +15,9 @@ use tch::{Kind, Tensor};
 use crate::error::{Error, Result};
 use crate::features::WeightSpaceFeatures;
 
+/// Per-layer `(weights, biases)` as ndarrays.
+pub type NdarrayParts<T> = (Vec<ArrayD<T>>, Vec<ArrayD<T>>);
+
 /// A tensor from an `f32` or `f64` ndarray (the one ndarray-to-tensor conversion of this crate).
 ///
 /// # Errors
@@ -142,7 +145,7 @@ impl WeightSpaceFeatures {
     /// [`Error::Tch`] if a conversion fails.
     pub fn to_ndarray<T: tch::kind::Element + Copy>(
         &self,
-    ) -> Result<(Vec<ArrayD<T>>, Vec<ArrayD<T>>)> {
+    ) -> Result<NdarrayParts<T>> {
         let conv =
             |ts: &[Tensor]| ts.iter().map(array_from_tensor::<T>).collect::<Result<Vec<_>>>();
         Ok((conv(self.weights())?, conv(self.biases())?))

@@ -7,6 +7,7 @@
 //! also provides the property-test helpers ([`testing`]) that every layer's symmetry tests use.
 //! Conventions follow the NFN/NFT reference: weights are `(out, in)` with batch and channel axes first.
 #![warn(missing_docs)]
+#![warn(clippy::unwrap_used)]
 
 pub mod error;
 pub mod features;
