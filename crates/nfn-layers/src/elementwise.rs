@@ -1,1 +1,124 @@
 //! Element-wise activations and dropouts on weight-space features (REFERENCE §2.2, §2.3).
+
+use nfn_weightspace::{fold, unfold, WeightSpaceFeatures};
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+
+use crate::error::{Error, Result};
+use crate::module::WsModuleT;
+
+/// An activation applied to every weight and bias entry ("TupleOp", REFERENCE §2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WsActivation {
+    /// `max(x, 0)`.
+    Relu,
+    /// The exact (erf) GELU, PyTorch's `nn.GELU()` default.
+    Gelu,
+    /// `tanh(x)`.
+    Tanh,
+}
+
+impl WsActivation {
+    /// Apply to one tensor.
+    pub fn apply(self, xs: &Tensor) -> Tensor {
+        match self {
+            WsActivation::Relu => xs.relu(),
+            WsActivation::Gelu => xs.gelu("none"),
+            WsActivation::Tanh => xs.tanh(),
+        }
+    }
+}
+
+impl WsModuleT for WsActivation {
+    /// # Shapes
+    /// Every tensor keeps its shape.
+    fn forward_t(&self, wsfeat: &WeightSpaceFeatures, _train: bool) -> WeightSpaceFeatures {
+        wsfeat.map(|t| self.apply(t))
+    }
+}
+
+fn check_p(p: f64) -> Result<()> {
+    if (0.0..1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(Error::Config(format!("dropout probability must lie in [0, 1), got {p}")))
+    }
+}
+
+/// Ordinary element-wise dropout on every tensor (REFERENCE §2.3), active only when `train`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WsDropout {
+    p: f64,
+}
+
+impl WsDropout {
+    /// Dropout with drop probability `p`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] unless `0 <= p < 1`.
+    pub fn new(p: f64) -> Result<Self> {
+        check_p(p)?;
+        Ok(WsDropout { p })
+    }
+
+    /// The drop probability.
+    pub fn p(&self) -> f64 {
+        self.p
+    }
+}
+
+impl WsModuleT for WsDropout {
+    /// # Shapes
+    /// Every tensor keeps its shape.
+    fn forward_t(&self, wsfeat: &WeightSpaceFeatures, train: bool) -> WeightSpaceFeatures {
+        if !train || self.p == 0.0 {
+            return wsfeat.shallow_clone();
+        }
+        wsfeat.map(|t| t.dropout(self.p, true))
+    }
+}
+
+/// Channel dropout (REFERENCE §2.3): folded weights `[b, k_l c, n_out, n_in]` lose whole channels
+/// per network (Dropout2d, mask `[b, k_l c, 1, 1]`, survivors scaled by `1/(1-p)`); biases get
+/// element-wise dropout. Active only when `train`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChannelDropout {
+    p: f64,
+}
+
+impl ChannelDropout {
+    /// Channel dropout with drop probability `p`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] unless `0 <= p < 1`.
+    pub fn new(p: f64) -> Result<Self> {
+        check_p(p)?;
+        Ok(ChannelDropout { p })
+    }
+
+    /// The drop probability.
+    pub fn p(&self) -> f64 {
+        self.p
+    }
+}
+
+impl WsModuleT for ChannelDropout {
+    /// # Shapes
+    /// Every tensor keeps its shape.
+    fn forward_t(&self, wsfeat: &WeightSpaceFeatures, train: bool) -> WeightSpaceFeatures {
+        if !train || self.p == 0.0 {
+            return wsfeat.shallow_clone();
+        }
+        let (weights, biases) = wsfeat
+            .iter()
+            .map(|(w, b)| {
+                let s = w.size();
+                let kernel = (s.len() == 6).then(|| [s[4], s[5]]);
+                let w = fold(w).feature_dropout(self.p, true); // [b, k c, n_out, n_in]
+                (unfold(&w, kernel), b.dropout(self.p, true))
+            })
+            .unzip();
+        WeightSpaceFeatures::from_parts_unchecked(weights, biases)
+    }
+}

@@ -32,3 +32,14 @@ pub use error::{Error, Result};
 pub use module::{WsModuleT, WsReadoutT, WsSequential};
 // NFN re-exports (np_linear, hnp_linear, pool, stats, init)
 // NFT and shared-block re-exports (elementwise, encodings, layer_norm, pointwise, scale, attention, nft_block, cross_attention)
+pub use attention::{NpAttention, NpAttentionConfig};
+pub use cross_attention::{CrossAttnReadout, CrossAttnReadoutConfig};
+pub use elementwise::{ChannelDropout, WsActivation, WsDropout};
+pub use encodings::{
+    GaussianFourierConfig, GaussianFourierFeatures, IoSinusoidalConfig, IoSinusoidalEncoding,
+    LearnedPosEmbedding, LearnedPosEmbeddingConfig,
+};
+pub use layer_norm::{WsLayerNorm, WsLayerNormConfig};
+pub use nft_block::{NftBlock, NftBlockConfig};
+pub use pointwise::{ChannelLinear, Pointwise, PointwiseConfig};
+pub use scale::{LearnedScale, LearnedScaleConfig};
