@@ -1,1 +1,239 @@
-//! HNP-equivariant linear layer, HnpLinear (REFERENCE §3.3).
+//! HNP-equivariant linear layer, HnpLinear (REFERENCE §3.3; NFN paper, Sec. 3, HNP layer).
+//!
+//! Only hidden neurons are permutable: the first layer treats each row (hidden neuron of layer 1)
+//! as one token carrying all its input columns, the last layer each column, and the middle layers
+//! are NP layers whose global vector also holds the fixed input/output statistics.
+
+use nfn_weightspace::{unfold, NetworkSpec, WeightSpaceFeatures};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Tensor};
+
+use crate::error::{Error, Result};
+use crate::init::{default_map, grouped_maps, ChannelAffine, MapShape};
+use crate::module::WsModuleT;
+use crate::np_linear::{check_channels, NpMaps, NpWidths, Summary};
+
+/// Configuration of [`HnpLinear`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HnpLinearConfig {
+    /// Input channels `c_in`.
+    pub c_in: i64,
+    /// Output channels `c_out`.
+    pub c_out: i64,
+}
+
+impl Default for HnpLinearConfig {
+    fn default() -> Self {
+        // One raw-weight channel in and out.
+        HnpLinearConfig { c_in: 1, c_out: 1 }
+    }
+}
+
+/// First layer (`l = 0`): maps of the per-row token `f_i` and of the global vector `h`.
+#[derive(Debug)]
+struct FirstMaps {
+    /// `M_0`: `f_i` -> `k_0 c_out n_in` (PyTorch default init).
+    row: ChannelAffine,
+    /// `N_0`: `h` -> `k_0 c_out n_in` (PyTorch default init).
+    row_global: ChannelAffine,
+    /// `Q_0`: `f_i` -> `c_out` (grouped with `Q'_0`).
+    bias_row: ChannelAffine,
+    /// `Q'_0`: `h` -> `c_out`.
+    bias_global: ChannelAffine,
+}
+
+/// Last layer (`l = L-1`): maps of the per-column token `e_j` and of `h`.
+#[derive(Debug)]
+struct LastMaps {
+    /// `M_L`: `e_j` -> `k_{L-1} c_out n_out` (grouped with `N_L`).
+    col: ChannelAffine,
+    /// `N_L`: `h` -> `k_{L-1} c_out n_out`.
+    col_global: ChannelAffine,
+    /// `Q_L`: `h` -> `c_out n_out` (PyTorch default init).
+    bias_global: ChannelAffine,
+}
+
+#[derive(Debug)]
+enum HnpLayer {
+    First(FirstMaps),
+    Middle(NpMaps),
+    Last(LastMaps),
+}
+
+/// Hidden-neuron-permutation-equivariant linear map on weight-space features, `c_in -> c_out`
+/// channels (NFN paper's HNP layer, REFERENCE §3.3). Needs `L >= 2` layers.
+#[derive(Debug)]
+pub struct HnpLinear {
+    spec: NetworkSpec,
+    cfg: HnpLinearConfig,
+    layers: Vec<HnpLayer>,
+}
+
+impl HnpLinear {
+    /// Build the layer for `spec`; parameters live under `vs / "layers" / l / <map>`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if the spec has fewer than two layers or a channel count is not positive.
+    pub fn new(vs: &nn::Path, spec: &NetworkSpec, cfg: &HnpLinearConfig) -> Result<Self> {
+        check_channels(cfg.c_in, cfg.c_out)?;
+        let n_layers = spec.num_layers();
+        if n_layers < 2 {
+            return Err(Error::Config(format!(
+                "HnpLinear needs at least 2 layers, got {n_layers}"
+            )));
+        }
+        let k = spec.filter_factors();
+        let last = n_layers - 1;
+        let (c, c_out, n_in, n_out) = (cfg.c_in, cfg.c_out, spec.n_in(), spec.n_out());
+        let w0_row = c * k[0] * n_in; // one row of W_0, all channels
+        let wl_col = c * k[last] * n_out; // one column of W_{L-1}, all channels
+        let global = c * (k.iter().sum::<i64>() + n_layers as i64) + w0_row + wl_col + c * n_out;
+        let layers = (0..n_layers)
+            .map(|l| {
+                let p = vs / "layers" / l;
+                if l == 0 {
+                    let f = w0_row + c * k[1] + c + if last == 1 { c * k[1] * n_out } else { 0 };
+                    let out = k[0] * c_out * n_in;
+                    let mut bias = grouped_maps(
+                        &p,
+                        &[
+                            MapShape { name: "bias_row", c_in: f, c_out },
+                            MapShape { name: "bias_global", c_in: global, c_out },
+                        ],
+                    );
+                    let bias_global = bias.pop().expect("two maps");
+                    let bias_row = bias.pop().expect("two maps");
+                    HnpLayer::First(FirstMaps {
+                        row: default_map(&p, "row", f, out),
+                        row_global: default_map(&p, "row_global", global, out),
+                        bias_row,
+                        bias_global,
+                    })
+                } else if l == last {
+                    let e = wl_col + c * k[last - 1] + if last == 1 { w0_row } else { 0 };
+                    let out = k[last] * c_out * n_out;
+                    let mut maps = grouped_maps(
+                        &p,
+                        &[
+                            MapShape { name: "col", c_in: e, c_out: out },
+                            MapShape { name: "col_global", c_in: global, c_out: out },
+                        ],
+                    );
+                    let col_global = maps.pop().expect("two maps");
+                    let col = maps.pop().expect("two maps");
+                    let bias_global = default_map(&p, "bias_global", global, c_out * n_out);
+                    HnpLayer::Last(LastMaps { col, col_global, bias_global })
+                } else {
+                    let row = c * (k[l] + k[l - 1] + 1) + if l == 1 { w0_row } else { 0 };
+                    let col = c * (k[l] + 1 + k[l + 1]) + if l == last - 1 { wl_col } else { 0 };
+                    let widths = NpWidths { weight: c * k[l], global, row, col };
+                    HnpLayer::Middle(NpMaps::new(&p, widths, k[l], c_out))
+                }
+            })
+            .collect();
+        Ok(HnpLinear { spec: spec.clone(), cfg: cfg.clone(), layers })
+    }
+
+    /// The layer's config.
+    pub fn config(&self) -> &HnpLinearConfig {
+        &self.cfg
+    }
+
+    /// The spec the layer was built for.
+    pub fn spec(&self) -> &NetworkSpec {
+        &self.spec
+    }
+}
+
+impl WsModuleT for HnpLinear {
+    /// # Shapes
+    /// weights `[b, c_in, n_out, n_in(, kh, kw)]` → `[b, c_out, n_out, n_in(, kh, kw)]`;
+    /// biases `[b, c_in, n_out]` → `[b, c_out, n_out]`
+    fn forward_t(&self, wsfeat: &WeightSpaceFeatures, _train: bool) -> WeightSpaceFeatures {
+        debug_assert_eq!(wsfeat.channels(), self.cfg.c_in);
+        debug_assert!(
+            wsfeat.check_spec(&self.spec).is_ok(),
+            "features do not fit the layer's spec"
+        );
+        let s = Summary::of(wsfeat);
+        let last = s.num_layers() - 1;
+        let bsz = wsfeat.batch_size();
+        let (n_in, n_out) = (self.spec.n_in(), self.spec.n_out());
+        let h = Tensor::cat(
+            &[
+                s.g.shallow_clone(),
+                s.a[0].flatten(1, 2),    // vec(A_0), channel-major
+                s.e[last].flatten(1, 2), // vec(E_{L-1})
+                s.b[last].flatten(1, 2), // vec(b_{L-1})
+            ],
+            1,
+        ); // [b, H]
+           // Row i of W_0 (hidden neuron i of layer 1) as one token: [b, C_0 n_in, d_1], index c*n_in + j.
+        let w0_rows = s.w[0].transpose(2, 3).flatten(1, 2);
+        // Column j of W_{L-1} as one token: [b, C_{L-1} n_out, d_{L-1}], index c*n_out + i.
+        let wl_cols = s.w[last].flatten(1, 2);
+        let (weights, biases) = self
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(l, layer)| {
+                let (w_out, b_out) = match layer {
+                    HnpLayer::First(m) => {
+                        let mut f = vec![
+                            w0_rows.shallow_clone(),
+                            s.a[1].shallow_clone(),
+                            s.b[0].shallow_clone(),
+                        ];
+                        if last == 1 {
+                            f.push(wl_cols.shallow_clone());
+                        }
+                        let f = Tensor::cat(&f, 1); // [b, F, d_1]
+                        let d1 = f.size()[2];
+                        let shift = m.row_global.forward_vec(&h).unsqueeze(2); // [b, k_0 c_out n_in, 1]
+                        let z = m.row.forward_seq_add(&f, Some(&shift)); // [b, k_0 c_out n_in, d_1]
+                        let w_out = z.reshape([bsz, -1, n_in, d1]).transpose(2, 3); // [b, k_0 c_out, d_1, n_in]
+                        let shift = m.bias_global.forward_vec(&h).unsqueeze(2); // [b, c_out, 1]
+                        (w_out, m.bias_row.forward_seq_add(&f, Some(&shift))) // bias [b, c_out, d_1]
+                    }
+                    HnpLayer::Last(m) => {
+                        let mut e = vec![wl_cols.shallow_clone(), s.e[last - 1].shallow_clone()];
+                        if last == 1 {
+                            e.push(w0_rows.shallow_clone());
+                        }
+                        let e = Tensor::cat(&e, 1); // [b, F, d_{L-1}]
+                        let d = e.size()[2];
+                        let shift = m.col_global.forward_vec(&h).unsqueeze(2); // [b, k c_out n_out, 1]
+                        let z = m.col.forward_seq_add(&e, Some(&shift)); // [b, k c_out n_out, d_{L-1}]
+                        let w_out = z.reshape([bsz, -1, n_out, d]); // [b, k c_out, n_out, d_{L-1}]
+                        let b_out = m.bias_global.forward_vec(&h).reshape([bsz, -1, n_out]); // [b, c_out, n_out]
+                        (w_out, b_out)
+                    }
+                    HnpLayer::Middle(m) => {
+                        let mut rowfeat = vec![
+                            s.a[l].shallow_clone(),
+                            s.e[l - 1].shallow_clone(),
+                            s.b[l - 1].shallow_clone(),
+                        ];
+                        if l == 1 {
+                            rowfeat.push(w0_rows.shallow_clone());
+                        }
+                        let mut colfeat = vec![
+                            s.e[l].shallow_clone(),
+                            s.b[l].shallow_clone(),
+                            s.a[l + 1].shallow_clone(),
+                        ];
+                        if l == last - 1 {
+                            colfeat.push(wl_cols.shallow_clone());
+                        }
+                        let rowfeat = Tensor::cat(&rowfeat, 1); // [b, R, d_l]
+                        let colfeat = Tensor::cat(&colfeat, 1); // [b, S, d_{l+1}]
+                        m.forward(&s.w[l], &h, &rowfeat, &colfeat)
+                    }
+                };
+                (unfold(&w_out, self.spec.layer(l).kernel), b_out) // [b, c_out, n_out, n_in(, kh, kw)]
+            })
+            .unzip();
+        WeightSpaceFeatures::from_parts_unchecked(weights, biases)
+    }
+}

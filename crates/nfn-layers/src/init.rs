@@ -1,1 +1,136 @@
 //! Grouped (reference-style) parameter initialisation for the NFN layers (REFERENCE §3.2, trap 14).
+//!
+//! Every map inside an NFN layer is an affine map over the channel axis, [`ChannelAffine`]. The
+//! reference treats all maps that write into the same output as one linear map: one bound
+//! `1/sqrt(sum of their fan-ins)`, weights and biases drawn `U(-bound, bound)`. A group of one map
+//! is PyTorch's default `nn.Linear` / 1x1-conv init.
+
+use tch::nn::{self, Init};
+use tch::Tensor;
+
+/// An affine map `x -> W x + bias` over the channel axis (axis 1) of a tensor.
+///
+/// Parameters: `weight` `[c_out, c_in]` and `bias` `[c_out]`, the layout of `nn.Linear` (and of a
+/// 1x1 `nn.Conv1d`/`nn.Conv2d` with its kernel axes dropped).
+#[derive(Debug)]
+pub struct ChannelAffine {
+    /// `[c_out, c_in]`.
+    pub weight: Tensor,
+    /// `[c_out]`.
+    pub bias: Tensor,
+}
+
+/// The shape of one map of a group: its parameter path name, input and output widths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapShape<'a> {
+    /// Name of the map's sub-path (holding `weight` and `bias`).
+    pub name: &'a str,
+    /// Input width (fan-in).
+    pub c_in: i64,
+    /// Output width.
+    pub c_out: i64,
+}
+
+/// Create a group of maps under `vs / shape.name` sharing one uniform bound
+/// `1/sqrt(sum of fan-ins)`, in the order given (REFERENCE §3.2 "pytorch_default" grouped init).
+pub fn grouped_maps(vs: &nn::Path, shapes: &[MapShape]) -> Vec<ChannelAffine> {
+    let fan_in: i64 = shapes.iter().map(|s| s.c_in).sum();
+    let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+    let init = Init::Uniform { lo: -bound, up: bound };
+    shapes
+        .iter()
+        .map(|s| {
+            let p = vs / s.name;
+            ChannelAffine {
+                weight: p.var("weight", &[s.c_out, s.c_in], init),
+                bias: p.var("bias", &[s.c_out], init),
+            }
+        })
+        .collect()
+}
+
+/// One map with PyTorch's default init (a group of one).
+pub fn default_map(vs: &nn::Path, name: &str, c_in: i64, c_out: i64) -> ChannelAffine {
+    let mut maps = grouped_maps(vs, &[MapShape { name, c_in, c_out }]);
+    maps.pop().expect("grouped_maps returns one map per shape")
+}
+
+impl ChannelAffine {
+    /// Input width `c_in`.
+    pub fn c_in(&self) -> i64 {
+        self.weight.size()[1]
+    }
+
+    /// Output width `c_out`.
+    pub fn c_out(&self) -> i64 {
+        self.weight.size()[0]
+    }
+
+    /// Apply to a batch of vectors.
+    ///
+    /// # Shapes
+    /// `[b, c_in]` → `[b, c_out]`
+    pub fn forward_vec(&self, xs: &Tensor) -> Tensor {
+        xs.linear(&self.weight, Some(&self.bias))
+    }
+
+    /// Apply along the channel axis of a sequence, adding `extra` (broadcastable to the output,
+    /// e.g. `[b, c_out, 1]`) in the same pass.
+    ///
+    /// # Shapes
+    /// `xs` `[b, c_in, n]` → `[b, c_out, n]`
+    pub fn forward_seq_add(&self, xs: &Tensor, extra: Option<&Tensor>) -> Tensor {
+        let (b, n) = (xs.size()[0], xs.size()[2]);
+        let shift = self.bias.view([1, -1, 1]); // [1, c_out, 1]
+        let shift = match extra {
+            Some(extra) => extra + shift,
+            None => shift,
+        };
+        let weight = self.weight.expand([b, self.c_out(), self.c_in()], false); // [b, c_out, c_in]
+        shift.expand([b, self.c_out(), n], false).baddbmm(&weight, xs, 1.0, 1.0)
+    }
+
+    /// Apply along the channel axis of a sequence.
+    ///
+    /// # Shapes
+    /// `[b, c_in, n]` → `[b, c_out, n]`
+    pub fn forward_seq(&self, xs: &Tensor) -> Tensor {
+        self.forward_seq_add(xs, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn grouped_bound_uses_summed_fan_in() {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let shapes = [
+            MapShape { name: "a", c_in: 30, c_out: 40 },
+            MapShape { name: "b", c_in: 70, c_out: 40 },
+        ];
+        let maps = grouped_maps(&vs.root(), &shapes);
+        let bound = 0.1; // 1/sqrt(30 + 70)
+        for m in &maps {
+            for t in [&m.weight, &m.bias] {
+                let max = t.abs().max().double_value(&[]);
+                assert!(max <= bound && max > 0.8 * bound, "max {max} vs bound {bound}");
+            }
+        }
+        assert_eq!(vs.variables().len(), 4);
+    }
+
+    #[test]
+    fn seq_matches_vec() {
+        tch::manual_seed(1);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let map = default_map(&vs.root(), "m", 3, 5);
+        let xs = Tensor::randn([2, 3, 4], (Kind::Float, Device::Cpu));
+        let seq = map.forward_seq(&xs);
+        let vec = map.forward_vec(&xs.transpose(1, 2).reshape([8, 3])).reshape([2, 4, 5]);
+        assert!(seq.allclose(&vec.transpose(1, 2), 1e-5, 1e-5, false));
+    }
+}

@@ -31,6 +31,11 @@ pub mod nft_block;
 pub use error::{Error, Result};
 pub use module::{WsModuleT, WsReadoutT, WsSequential};
 // NFN re-exports (np_linear, hnp_linear, pool, stats, init)
+pub use hnp_linear::{HnpLinear, HnpLinearConfig};
+pub use init::ChannelAffine;
+pub use np_linear::{NpLinear, NpLinearConfig};
+pub use pool::{HnpPool, NpPool};
+pub use stats::StatFeaturizer;
 // NFT and shared-block re-exports (elementwise, encodings, layer_norm, pointwise, scale, attention, nft_block, cross_attention)
 pub use attention::{NpAttention, NpAttentionConfig};
 pub use cross_attention::{CrossAttnReadout, CrossAttnReadoutConfig};

@@ -1,1 +1,290 @@
-//! NP-equivariant linear layer, NpLinear (REFERENCE §3.2).
+//! NP-equivariant linear layer, NpLinear (REFERENCE §3.2; NFN paper, Sec. 3, NP layer).
+//!
+//! Also holds what the HNP layer shares with it: the summary statistics of §3.1 ([`Summary`]) and
+//! the per-layer NP update ([`NpMaps`]), which HNP's middle layers reuse with their own widths.
+
+use nfn_weightspace::{fold, unfold, NetworkSpec, WeightSpaceFeatures};
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, Init};
+use tch::Tensor;
+
+use crate::error::{Error, Result};
+use crate::init::{grouped_maps, ChannelAffine, MapShape};
+use crate::module::WsModuleT;
+
+/// Configuration of [`NpLinear`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NpLinearConfig {
+    /// Input channels `c_in`.
+    pub c_in: i64,
+    /// Output channels `c_out`.
+    pub c_out: i64,
+    /// Learned input/output embeddings added to the layer's input ("NP-PosEmb", §3.2).
+    pub io_embed: bool,
+}
+
+impl Default for NpLinearConfig {
+    fn default() -> Self {
+        // One raw-weight channel in and out, no IO embedding (the plain NFN-NP layer).
+        NpLinearConfig { c_in: 1, c_out: 1, io_embed: false }
+    }
+}
+
+/// Check that channel counts are positive.
+pub(crate) fn check_channels(c_in: i64, c_out: i64) -> Result<()> {
+    if c_in < 1 || c_out < 1 {
+        return Err(Error::Config(format!("channels must be positive, got {c_in} -> {c_out}")));
+    }
+    Ok(())
+}
+
+/// The summary statistics of REFERENCE §3.1 over folded weights, per layer `l`.
+#[derive(Debug)]
+pub(crate) struct Summary {
+    /// Folded weights `W_l`: `[b, C_l, n_out, n_in]`.
+    pub w: Vec<Tensor>,
+    /// Biases `b_l`: `[b, c, n_out]`.
+    pub b: Vec<Tensor>,
+    /// `A_l`, means over rows: `[b, C_l, n_in]`.
+    pub a: Vec<Tensor>,
+    /// `E_l`, means over columns: `[b, C_l, n_out]`.
+    pub e: Vec<Tensor>,
+    /// `G_l` then `β_l` for all `l`, concatenated: `[b, c * (Σ k_l + L)]`.
+    pub g: Tensor,
+}
+
+impl Summary {
+    /// Statistics of already folded weights and biases.
+    pub fn new(w: Vec<Tensor>, b: Vec<Tensor>) -> Self {
+        let a: Vec<Tensor> = w.iter().map(|w| w.mean_dim(2, false, None)).collect(); // [b, C_l, n_in]
+        let e: Vec<Tensor> = w.iter().map(|w| w.mean_dim(3, false, None)).collect(); // [b, C_l, n_out]
+        let means = a.iter().map(|a| a.mean_dim(2, false, None)); // [b, C_l]
+        let bias_means = b.iter().map(|b| b.mean_dim(2, false, None)); // [b, c]
+        let g = Tensor::cat(&means.chain(bias_means).collect::<Vec<_>>(), 1); // [b, c (Σk + L)]
+        Summary { w, b, a, e, g }
+    }
+
+    /// Statistics of features (folding conv filters).
+    pub fn of(wsfeat: &WeightSpaceFeatures) -> Self {
+        Self::new(
+            wsfeat.folded_weights(),
+            wsfeat.biases().iter().map(Tensor::shallow_clone).collect(),
+        )
+    }
+
+    /// Number of layers `L`.
+    pub fn num_layers(&self) -> usize {
+        self.w.len()
+    }
+}
+
+/// The six maps of one NP layer `l` (REFERENCE §3.2): `P` (pointwise), `U` (global), `R` (row),
+/// `S` (column) writing the weight, `T` (bias from column features), `V` (bias from global).
+#[derive(Debug)]
+pub(crate) struct NpMaps {
+    /// `P`: `C_l -> k_l c_out` per weight entry.
+    pub pointwise: ChannelAffine,
+    /// `U`: global vector -> `k_l c_out`, broadcast to every entry.
+    pub global: ChannelAffine,
+    /// `R`: row features -> `k_l c_out`, broadcast along rows.
+    pub row: ChannelAffine,
+    /// `S`: column features -> `k_l c_out`, broadcast along columns.
+    pub col: ChannelAffine,
+    /// `T`: column features -> `c_out` per bias entry.
+    pub bias_col: ChannelAffine,
+    /// `V`: global vector -> `c_out`, broadcast to every bias entry.
+    pub bias_global: ChannelAffine,
+}
+
+/// Input widths of one NP-style layer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NpWidths {
+    /// Folded input channels `k_l c_in`.
+    pub weight: i64,
+    /// Global vector width.
+    pub global: i64,
+    /// Row-feature width.
+    pub row: i64,
+    /// Column-feature width.
+    pub col: i64,
+}
+
+impl NpMaps {
+    /// Maps with grouped init: `{P, U, R, S}` and `{T, V}` (REFERENCE §3.2).
+    pub fn new(vs: &nn::Path, w: NpWidths, k_l: i64, c_out: i64) -> Self {
+        let out = k_l * c_out;
+        let shape = |name, c_in, c_out| MapShape { name, c_in, c_out };
+        let mut wm = grouped_maps(
+            vs,
+            &[
+                shape("pointwise", w.weight, out),
+                shape("global", w.global, out),
+                shape("row", w.row, out),
+                shape("col", w.col, out),
+            ],
+        )
+        .into_iter();
+        let mut bm = grouped_maps(
+            vs,
+            &[shape("bias_col", w.col, c_out), shape("bias_global", w.global, c_out)],
+        )
+        .into_iter();
+        let next = |it: &mut std::vec::IntoIter<ChannelAffine>| {
+            it.next().expect("grouped_maps returns one map per shape")
+        };
+        NpMaps {
+            pointwise: next(&mut wm),
+            global: next(&mut wm),
+            row: next(&mut wm),
+            col: next(&mut wm),
+            bias_col: next(&mut bm),
+            bias_global: next(&mut bm),
+        }
+    }
+
+    /// The NP update of one layer.
+    ///
+    /// # Shapes
+    /// `w` `[b, C_l, n_out, n_in]`, `global` `[b, G]`, `rowfeat` `[b, R, n_in]`, `colfeat`
+    /// `[b, S, n_out]` → weight `[b, k_l c_out, n_out, n_in]`, bias `[b, c_out, n_out]`
+    pub fn forward(
+        &self,
+        w: &Tensor,
+        global: &Tensor,
+        rowfeat: &Tensor,
+        colfeat: &Tensor,
+    ) -> (Tensor, Tensor) {
+        let (b, c, n_out, n_in) = w.size4().expect("folded weights are 4-D");
+        let o = self.pointwise.c_out();
+        // Everything but the pointwise term is constant along rows or columns.
+        let shift = self.global.forward_vec(global) + &self.pointwise.bias; // [b, o]
+        let rows = self.row.forward_seq_add(rowfeat, Some(&shift.unsqueeze(2))); // [b, o, n_in]
+        let cols = self.col.forward_seq(colfeat); // [b, o, n_out]
+        let broadcast = (rows.unsqueeze(2) + cols.unsqueeze(3)).reshape([b, o, n_out * n_in]);
+        let weight = self.pointwise.weight.expand([b, o, c], false); // [b, o, C_l]
+        let w_out = broadcast.baddbmm(&weight, &w.reshape([b, c, n_out * n_in]), 1.0, 1.0);
+        let w_out = w_out.reshape([b, o, n_out, n_in]);
+        let b_global = self.bias_global.forward_vec(global).unsqueeze(2); // [b, c_out, 1]
+        let b_out = self.bias_col.forward_seq_add(colfeat, Some(&b_global)); // [b, c_out, n_out]
+        (w_out, b_out)
+    }
+}
+
+/// Learned IO embeddings of one NpLinear (REFERENCE §3.2 "Optional IO embedding").
+#[derive(Debug)]
+struct IoEmbed {
+    /// `[1, k_0 c_in, 1, n_in]`, added to the folded `W_0` per input column.
+    in_embed: Tensor,
+    /// `[1, k_{L-1} c_in, n_out, 1]`, added to the folded `W_{L-1}` per output row.
+    out_embed: Tensor,
+    /// `[1, c_in, n_out]`, added to `b_{L-1}`.
+    out_bias_embed: Tensor,
+}
+
+/// Permutation-equivariant linear map on weight-space features, `c_in -> c_out` channels
+/// (NFN paper's NP layer, REFERENCE §3.2).
+///
+/// Equivariant to permuting every neuron layer, inputs and outputs included, unless `io_embed`.
+#[derive(Debug)]
+pub struct NpLinear {
+    spec: NetworkSpec,
+    cfg: NpLinearConfig,
+    layers: Vec<NpMaps>,
+    io_embed: Option<IoEmbed>,
+}
+
+impl NpLinear {
+    /// Build the layer for `spec`; parameters live under `vs / "layers" / l / <map>` and
+    /// `vs / "io_embed"`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if a channel count is not positive.
+    pub fn new(vs: &nn::Path, spec: &NetworkSpec, cfg: &NpLinearConfig) -> Result<Self> {
+        check_channels(cfg.c_in, cfg.c_out)?;
+        let k = spec.filter_factors();
+        let n_layers = k.len();
+        let c = cfg.c_in;
+        let global = c * (k.iter().sum::<i64>() + n_layers as i64);
+        let layers = (0..n_layers)
+            .map(|l| {
+                let mut row = c * k[l];
+                if l > 0 {
+                    row += c * (k[l - 1] + 1);
+                }
+                let mut col = c * (k[l] + 1);
+                if l + 1 < n_layers {
+                    col += c * k[l + 1];
+                }
+                let widths = NpWidths { weight: c * k[l], global, row, col };
+                NpMaps::new(&(vs / "layers" / l), widths, k[l], cfg.c_out)
+            })
+            .collect();
+        let io_embed = cfg.io_embed.then(|| {
+            let p = vs / "io_embed";
+            let randn = Init::Randn { mean: 0.0, stdev: 1.0 };
+            let (n_in, n_out) = (spec.n_in(), spec.n_out());
+            IoEmbed {
+                in_embed: p.var("in_embed", &[1, k[0] * c, 1, n_in], randn),
+                out_embed: p.var("out_embed", &[1, k[n_layers - 1] * c, n_out, 1], randn),
+                out_bias_embed: p.var("out_bias_embed", &[1, c, n_out], randn),
+            }
+        });
+        Ok(NpLinear { spec: spec.clone(), cfg: cfg.clone(), layers, io_embed })
+    }
+
+    /// The layer's config.
+    pub fn config(&self) -> &NpLinearConfig {
+        &self.cfg
+    }
+
+    /// The spec the layer was built for.
+    pub fn spec(&self) -> &NetworkSpec {
+        &self.spec
+    }
+
+    /// Folded weights and biases, with the IO embeddings added when configured.
+    fn embedded_inputs(&self, wsfeat: &WeightSpaceFeatures) -> (Vec<Tensor>, Vec<Tensor>) {
+        let mut w: Vec<Tensor> = wsfeat.weights().iter().map(fold).collect();
+        let mut b: Vec<Tensor> = wsfeat.biases().iter().map(Tensor::shallow_clone).collect();
+        if let Some(io) = &self.io_embed {
+            let last = w.len() - 1;
+            w[0] = &w[0] + &io.in_embed;
+            w[last] = &w[last] + &io.out_embed;
+            b[last] = &b[last] + &io.out_bias_embed;
+        }
+        (w, b)
+    }
+}
+
+impl WsModuleT for NpLinear {
+    /// # Shapes
+    /// weights `[b, c_in, n_out, n_in(, kh, kw)]` → `[b, c_out, n_out, n_in(, kh, kw)]`;
+    /// biases `[b, c_in, n_out]` → `[b, c_out, n_out]`
+    fn forward_t(&self, wsfeat: &WeightSpaceFeatures, _train: bool) -> WeightSpaceFeatures {
+        debug_assert_eq!(wsfeat.channels(), self.cfg.c_in);
+        debug_assert!(
+            wsfeat.check_spec(&self.spec).is_ok(),
+            "features do not fit the layer's spec"
+        );
+        let (w, b) = self.embedded_inputs(wsfeat);
+        let s = Summary::new(w, b);
+        let n_layers = s.num_layers();
+        let (weights, biases) = (0..n_layers)
+            .map(|l| {
+                let mut rowfeat = vec![s.a[l].shallow_clone()]; // [b, C_l, n_in]
+                if l > 0 {
+                    rowfeat.extend([s.e[l - 1].shallow_clone(), s.b[l - 1].shallow_clone()]);
+                }
+                let mut colfeat = vec![s.e[l].shallow_clone(), s.b[l].shallow_clone()]; // [b, _, n_out]
+                if l + 1 < n_layers {
+                    colfeat.push(s.a[l + 1].shallow_clone());
+                }
+                let (rowfeat, colfeat) = (Tensor::cat(&rowfeat, 1), Tensor::cat(&colfeat, 1));
+                let (w_out, b_out) = self.layers[l].forward(&s.w[l], &s.g, &rowfeat, &colfeat);
+                (unfold(&w_out, self.spec.layer(l).kernel), b_out) // [b, c_out, n_out, n_in(, kh, kw)]
+            })
+            .unzip();
+        WeightSpaceFeatures::from_parts_unchecked(weights, biases)
+    }
+}
