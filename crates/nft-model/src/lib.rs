@@ -1,5 +1,6 @@
-//! Neural Functional Transformer models and their task heads, the NFN baselines, and the trainer
-//! shared by every task (AdamW with warm-up, checkpoints that resume exactly, metrics).
+//! Neural Functional Transformer models and their task heads, the NFN baselines (InvariantNFN with NP
+//! or HNP layers, StatNet, the MLP on flattened weights), and the trainer shared by every task (AdamW
+//! with warm-up, checkpoints that resume exactly, metrics).
 //!
 //! Sits on `nfn-layers` and `nfn-weightspace`; used by `inr2array`, `nfn-cli` and `nfn-bench`.
 #![warn(missing_docs)]
@@ -8,15 +9,23 @@
 pub mod checkpoint;
 pub mod error;
 pub mod head;
+pub mod invariant_nfn;
 pub mod mlp;
+pub mod model;
+pub mod nft;
 pub mod optim;
+pub mod statnet;
 pub mod trainer;
 
 pub use checkpoint::{load_model, save_model, RunDir, TrainState};
 pub use error::{Error, Result};
 pub use head::{MlpHead, MlpHeadConfig};
+pub use invariant_nfn::{InvariantNfn, InvariantNfnConfig, NfnLayerKind, PoolKind};
 pub use mlp::{MlpConfig, MlpOnWeights};
+pub use model::ModelConfig;
+pub use nft::{NftInput, NftModel, NftModelConfig, NftReadout};
 pub use optim::{AdamW, OptimConfig, Schedule};
+pub use statnet::StatNet;
 pub use trainer::{
     evaluate, train, Batch, EvalMetrics, EvalSplits, InvariantModel, Objective, Progress,
     TrainData, TrainSummary, TrainerConfig,

@@ -1,0 +1,71 @@
+//! One config enum for every invariant model, as experiment files name them.
+
+use nfn_weightspace::NetworkSpec;
+use serde::{Deserialize, Serialize};
+use tch::nn;
+
+use crate::error::Result;
+use crate::head::MlpHeadConfig;
+use crate::invariant_nfn::{InvariantNfn, InvariantNfnConfig};
+use crate::mlp::{MlpConfig, MlpOnWeights};
+use crate::nft::{NftModel, NftModelConfig};
+use crate::statnet::StatNet;
+use crate::trainer::InvariantModel;
+
+/// Any invariant model (`kind = "nft" | "nfn" | "mlp" | "statnet"` in TOML).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModelConfig {
+    /// The NFT.
+    Nft(NftModelConfig),
+    /// InvariantNFN with NP or HNP layers.
+    Nfn(InvariantNfnConfig),
+    /// MLP on the flattened weights.
+    Mlp(MlpConfig),
+    /// StatNet.
+    Statnet(MlpHeadConfig),
+}
+
+impl ModelConfig {
+    /// Check the values.
+    ///
+    /// # Errors
+    /// The model config's own validation error.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            ModelConfig::Nft(c) => c.validate(),
+            ModelConfig::Nfn(c) => c.validate(),
+            ModelConfig::Mlp(c) => c.validate(),
+            ModelConfig::Statnet(c) => c.validate(),
+        }
+    }
+
+    /// A short name for tables (`nft`, `nfn-hnp`, `nfn-np`, `mlp`, `statnet`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ModelConfig::Nft(_) => "nft",
+            ModelConfig::Nfn(c) if c.layer == crate::invariant_nfn::NfnLayerKind::Np => "nfn-np",
+            ModelConfig::Nfn(_) => "nfn-hnp",
+            ModelConfig::Mlp(_) => "mlp",
+            ModelConfig::Statnet(_) => "statnet",
+        }
+    }
+
+    /// Build the model in `vs` for 1-channel features of `spec`.
+    ///
+    /// # Errors
+    /// [`crate::Error::Layers`] if a layer does not fit the spec.
+    pub fn build(
+        &self,
+        vs: &nn::Path,
+        spec: &NetworkSpec,
+        num_outputs: i64,
+    ) -> Result<Box<dyn InvariantModel>> {
+        Ok(match self {
+            ModelConfig::Nft(c) => Box::new(NftModel::new(vs, spec, num_outputs, c)?),
+            ModelConfig::Nfn(c) => Box::new(InvariantNfn::new(vs, spec, num_outputs, c)?),
+            ModelConfig::Mlp(c) => Box::new(MlpOnWeights::new(vs, spec, num_outputs, c)),
+            ModelConfig::Statnet(c) => Box::new(StatNet::new(vs, spec, num_outputs, c)),
+        })
+    }
+}
