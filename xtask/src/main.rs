@@ -24,6 +24,12 @@ enum Command {
     Test(commands::test::Args),
     /// The main job on a built-in default, through the `nfn` binary (release build).
     Demo(commands::demo::Args),
+    /// Train one experiment config through `nfn train` (resumable).
+    Train(commands::train::Args),
+    /// Evaluate a run's best checkpoint on its test split.
+    Eval(commands::eval::Args),
+    /// Rebuild docs/results/*.md from the runs on disk.
+    Tables(commands::tables::Args),
 }
 
 fn main() -> Result<()> {
@@ -31,5 +37,8 @@ fn main() -> Result<()> {
         Command::Setup(args) => commands::setup::run(&args),
         Command::Test(args) => commands::test::run(&args),
         Command::Demo(args) => commands::demo::run(&args),
+        Command::Train(args) => commands::train::run(&args),
+        Command::Eval(args) => commands::eval::run(&args),
+        Command::Tables(args) => commands::tables::run(&args),
     }
 }

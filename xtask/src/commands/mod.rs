@@ -1,4 +1,8 @@
 //! One module per xtask command.
 pub mod demo;
+pub mod eval;
+pub mod nfn;
 pub mod setup;
+pub mod tables;
 pub mod test;
+pub mod train;
