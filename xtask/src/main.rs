@@ -30,6 +30,8 @@ enum Command {
     Eval(commands::eval::Args),
     /// Rebuild docs/results/*.md from the runs on disk.
     Tables(commands::tables::Args),
+    /// Side-by-side benchmarks against the PyTorch reference (`layers`).
+    Bench(commands::bench::Args),
 }
 
 fn main() -> Result<()> {
@@ -40,5 +42,6 @@ fn main() -> Result<()> {
         Command::Train(args) => commands::train::run(&args),
         Command::Eval(args) => commands::eval::run(&args),
         Command::Tables(args) => commands::tables::run(&args),
+        Command::Bench(args) => commands::bench::run(&args),
     }
 }

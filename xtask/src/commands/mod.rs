@@ -1,4 +1,5 @@
 //! One module per xtask command.
+pub mod bench;
 pub mod demo;
 pub mod eval;
 pub mod nfn;

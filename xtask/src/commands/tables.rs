@@ -49,11 +49,14 @@ fn read_summaries(runs: &Path) -> Result<Vec<Summary>> {
     for entry in entries {
         let path = entry?.path().join("summary.json");
         if path.exists() {
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path:?}"))?;
+            let text =
+                std::fs::read_to_string(&path).with_context(|| format!("reading {path:?}"))?;
             out.push(serde_json::from_str(&text).with_context(|| format!("parsing {path:?}"))?);
         }
     }
-    out.sort_by(|a, b| (&a.task, &a.dataset, &a.experiment).cmp(&(&b.task, &b.dataset, &b.experiment)));
+    out.sort_by(|a, b| {
+        (&a.task, &a.dataset, &a.experiment).cmp(&(&b.task, &b.dataset, &b.experiment))
+    });
     Ok(out)
 }
 

@@ -1,0 +1,23 @@
+//! One layer configuration per process, for `cargo xtask bench layers`:
+//! `bench-layers <config> <batch> <iters>` prints one JSON line with the median forward and
+//! forward+backward times and the process's peak memory.
+
+use anyhow::{bail, Result};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, config, batch, iters] = args.as_slice() else {
+        bail!("usage: bench-layers <{}> <batch> <iters>", nfn_bench::CONFIGS.join("|"));
+    };
+    let (b, iters): (i64, usize) = (batch.parse()?, iters.parse()?);
+    let Some(bench) = nfn_bench::build(config, b) else { bail!("unknown config {config}") };
+    let fwd_ms = nfn_bench::median_ms(iters, || bench.forward());
+    let fwdbwd_ms = nfn_bench::median_ms(iters, || bench.forward_backward());
+    let record = serde_json::json!({
+        "config": config, "batch": b, "fwd_ms": fwd_ms, "fwdbwd_ms": fwdbwd_ms,
+        "peak_mb": nfn_bench::peak_rss_mb(), "params": bench.params(),
+        "threads": tch::get_num_threads(), "device": format!("{:?}", tch::Device::cuda_if_available()),
+    });
+    println!("{record}");
+    Ok(())
+}

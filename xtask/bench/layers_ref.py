@@ -1,0 +1,137 @@
+"""Side-by-side benchmark, PyTorch reference side: one layer configuration per process.
+
+Run by `cargo xtask bench layers` with the project's .venv (torch 2.11, nfn==0.1.2 from PyPI):
+    .venv/bin/python xtask/bench/layers_ref.py <config> <batch> <iters>
+prints one JSON line: {"config", "batch", "fwd_ms", "fwdbwd_ms", "peak_mb", "params"}.
+
+The models are composed from the reference package's layers with the reference's arguments (the
+package ships layers, not the model assemblies); the Rust side builds the same shapes.
+"""
+import json
+import resource
+import statistics
+import sys
+import time
+
+import torch
+from torch import nn
+from nfn.common import WeightSpaceFeatures, network_spec_from_wsfeat
+from nfn import layers as L
+
+torch.set_num_threads(2)
+
+
+def siren_batch(b, channels=1):
+    dims = [2, 32, 32, 1]
+    ws = [torch.randn(b, channels, dims[i + 1], dims[i]) for i in range(3)]
+    bs = [torch.randn(b, channels, dims[i + 1]) for i in range(3)]
+    return WeightSpaceFeatures(ws, bs)
+
+
+class Seq(nn.Module):
+    def __init__(self, *mods):
+        super().__init__()
+        self.mods = nn.ModuleList(mods)
+
+    def forward(self, x):
+        for m in self.mods:
+            x = m(x)
+        return x
+
+
+def relu():
+    return L.TupleOp(nn.ReLU())
+
+
+def classifier(spec, kind, width):
+    """InvariantNFN as classify_siren's MNIST variants build it: Fourier(128, scale 3) [+ IO enc]
+    -> 3 x (equivariant layer -> ReLU -> ChannelDropout 0.1) -> HNPPool -> MLP 1000-1000-10, dropout 0.1."""
+    mods = [L.GaussianFourierFeatureTransform(spec, 1, mapping_size=128, scale=3)]
+    c = 256
+    if kind == "np":
+        enc = L.IOSinusoidalEncoding(spec, max_freq=3, num_bands=3, enc_layers=False)
+        mods.append(enc)
+        c += 2 * 3 + 1
+    for _ in range(3):
+        layer = L.NPLinear(spec, c, width, io_embed=False) if kind == "np" else L.HNPLinear(spec, c, width)
+        mods += [layer, relu(), L.ChannelDropout(0.1)]
+        c = width
+    trunk = Seq(*mods)
+    pool = L.HNPPool(spec)
+    n_pool = L.HNPPool.get_num_outs(spec) * width
+    head = nn.Sequential(nn.Flatten(), nn.Linear(n_pool, 1000), nn.ReLU(), nn.Dropout(0.1),
+                         nn.Linear(1000, 1000), nn.ReLU(), nn.Dropout(0.1), nn.Linear(1000, 10))
+    return lambda x: head(pool(trunk(x))), nn.ModuleList([trunk, head])
+
+
+class Block(nn.Module):
+    """Pre-LN NFT block (REFERENCE 4.3), from the package's NPAttention, SimpleLayerNorm, Pointwise."""
+
+    def __init__(self, spec, c, heads, ff, dropout):
+        super().__init__()
+        self.ln1 = L.SimpleLayerNorm(spec, c)
+        self.attn = L.NPAttention(spec, c, heads, dropout)
+        self.drop = L.TupleOp(nn.Dropout(dropout))
+        self.ln2 = L.SimpleLayerNorm(spec, c)
+        self.ff = Seq(L.Pointwise(spec, c, ff * c), L.TupleOp(nn.GELU()), L.Pointwise(spec, ff * c, c),
+                      L.TupleOp(nn.Dropout(dropout)))
+
+    def forward(self, x):
+        x = x + self.drop(self.attn(self.ln1(x)))
+        return x + self.ff(self.ln2(x))
+
+
+def build(config, b):
+    spec = network_spec_from_wsfeat(siren_batch(1), set_all_dims=True)
+    if config in ("hnp512", "np512", "hnp128", "np128"):
+        f, mods = classifier(spec, config[:-3] if config.startswith("hnp") else "np", int(config[-3:]))
+        x = siren_batch(b)
+        y = torch.randint(0, 10, (b,))
+        return f, mods, x, lambda out: nn.functional.cross_entropy(out, y)
+    if config == "attention":
+        m = L.NPAttention(spec, 256, 4, 0)
+    elif config == "nft_block":
+        m = Block(spec, 256, 4, 4, 0.0)
+    else:
+        raise SystemExit(f"unknown config {config}")
+    x = siren_batch(b, 256)
+    return m, m, x, lambda out: sum((w ** 2).mean() + (bb ** 2).mean() for w, bb in zip(out.weights, out.biases))
+
+
+def median_ms(fn, iters):
+    fn()
+    times = []
+    for _ in range(iters):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def main():
+    config, b, iters = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    torch.manual_seed(0)
+    f, mods, x, loss_fn = build(config, b)
+    mods.eval()
+
+    def fwd():
+        with torch.no_grad():
+            f(x)
+
+    fwd_ms = median_ms(fwd, iters)
+    mods.train()
+
+    def fwdbwd():
+        for p in mods.parameters():
+            p.grad = None
+        loss_fn(f(x)).backward()
+
+    fwdbwd_ms = median_ms(fwdbwd, iters)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    params = sum(p.numel() for p in mods.parameters())
+    print(json.dumps({"config": config, "batch": b, "fwd_ms": fwd_ms, "fwdbwd_ms": fwdbwd_ms,
+                      "peak_mb": peak_mb, "params": params}))
+
+
+if __name__ == "__main__":
+    main()
