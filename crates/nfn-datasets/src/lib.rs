@@ -3,6 +3,7 @@
 //!
 //! Sits on `nfn-weightspace` only; used by `nfn-cli`, `nfn-bench` and the training code's callers.
 #![warn(missing_docs)]
+#![warn(clippy::unwrap_used)]
 
 pub mod error;
 pub mod idx;
@@ -10,3 +11,9 @@ pub mod images;
 
 pub use error::{Error, Result};
 pub use images::{ImageSet, DEFAULT_FASHION_MNIST_DIR};
+pub mod siren;
+pub use siren::{fit_sirens, siren_init, FitProgress, SirenFit, SirenFitConfig};
+pub mod inr_set;
+pub use inr_set::{write_inr_set, InrSetManifest, InrSetOptions, Split, SplitRanges};
+pub mod loader;
+pub use loader::{InrSet, InrSplit, Standardization};

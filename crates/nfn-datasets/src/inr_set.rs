@@ -1,0 +1,482 @@
+//! Our sharded INR data-set format: a folder with `manifest.json` and bincode shards.
+//!
+//! The manifest plans every shard up front (split, copy, image range, file name); a shard holds the
+//! fitted SIRENs of one chunk of images. Shards are written atomically (temporary file, then
+//! rename), so a folder holds only finished shards, and [`write_inr_set`] resumes by skipping them.
+//! Each shard file is `MAGIC`, the payload length (u64 LE), its CRC-32 (u32 LE), then the bincode
+//! payload, so truncated and corrupt shards are detected and named.
+//!
+//! Splits follow REFERENCE §6.1: contiguous index ranges of the image set; extra copies (SIRENs
+//! fitted from other random initialisations) exist for training images only.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+
+use nfn_weightspace::{NetworkSpec, WeightSpaceFeatures};
+
+use crate::error::{Error, Result};
+use crate::images::ImageSet;
+use crate::siren::{fit_sirens, FitProgress, SirenFitConfig};
+
+/// Version of the manifest and shard layout written by this code.
+pub const FORMAT_VERSION: u32 = 1;
+/// The manifest's file name inside a data-set folder.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// The first bytes of every shard file.
+pub const SHARD_MAGIC: &[u8; 8] = b"NFNINRS1";
+
+/// A data-set split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    /// Training images (the only split with extra copies).
+    Train,
+    /// Validation images.
+    Val,
+    /// Test images.
+    Test,
+}
+
+impl Split {
+    /// All splits, in index order.
+    pub const ALL: [Split; 3] = [Split::Train, Split::Val, Split::Test];
+
+    /// `"train"`, `"val"` or `"test"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Val => "val",
+            Split::Test => "test",
+        }
+    }
+}
+
+/// Image index ranges `[start, end)` of the three splits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitRanges {
+    /// Training images.
+    pub train: [i64; 2],
+    /// Validation images.
+    pub val: [i64; 2],
+    /// Test images.
+    pub test: [i64; 2],
+}
+
+impl SplitRanges {
+    /// FashionMNIST's Inr2Array splits (REFERENCE §6.1): `[0,55000) / [55000,60000) / [60000,70000)`.
+    pub fn fashion_mnist() -> Self {
+        SplitRanges { train: [0, 55_000], val: [55_000, 60_000], test: [60_000, 70_000] }
+    }
+
+    /// MNIST's splits: `[0,45000) / [45000,50000) / [50000,70000)`.
+    pub fn mnist() -> Self {
+        SplitRanges { train: [0, 45_000], val: [45_000, 50_000], test: [50_000, 70_000] }
+    }
+
+    /// CIFAR-10's splits: `[0,45000) / [45000,50000) / [50000,60000)`.
+    pub fn cifar10() -> Self {
+        SplitRanges { train: [0, 45_000], val: [45_000, 50_000], test: [50_000, 60_000] }
+    }
+
+    /// The range of `split`.
+    pub fn range(&self, split: Split) -> [i64; 2] {
+        match split {
+            Split::Train => self.train,
+            Split::Val => self.val,
+            Split::Test => self.test,
+        }
+    }
+
+    /// The first `n_train` training images and the same fraction (rounded, at least 1 if the split
+    /// is not empty) of the leading validation and test images: a small data set with the full
+    /// one's proportions.
+    pub fn limited(&self, n_train: i64) -> Self {
+        let full = (self.train[1] - self.train[0]).max(1);
+        let n_train = n_train.clamp(0, full);
+        let take = |[a, b]: [i64; 2]| {
+            let n = ((b - a) as f64 * n_train as f64 / full as f64).round() as i64;
+            [a, a + n.clamp((b > a && n_train > 0) as i64, b - a)]
+        };
+        SplitRanges {
+            train: [self.train[0], self.train[0] + n_train],
+            val: take(self.val),
+            test: take(self.test),
+        }
+    }
+}
+
+/// One planned shard: the SIRENs of images `[start, start + len)` of one split and copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardInfo {
+    /// File name inside the data-set folder.
+    pub file: String,
+    /// The split.
+    pub split: Split,
+    /// Copy id: 0 for the base fits, `1..=copies` for extra random initialisations.
+    pub copy: u32,
+    /// First image index.
+    pub start: i64,
+    /// Number of images.
+    pub len: i64,
+    /// Seed of this shard's SIREN initialisation.
+    pub seed: u64,
+}
+
+/// The manifest of an INR data set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InrSetManifest {
+    /// [`FORMAT_VERSION`] of the writer.
+    pub version: u32,
+    /// Name of the image set (`"fashion-mnist"`).
+    pub dataset: String,
+    /// The SIREN spec.
+    pub spec: NetworkSpec,
+    /// One image's shape `[c, h, w]`.
+    pub image_shape: [i64; 3],
+    /// How the SIRENs were fitted (`seed` is the base seed; shards have their own).
+    pub fit: SirenFitConfig,
+    /// Image index ranges of the splits.
+    pub splits: SplitRanges,
+    /// Extra copies of each training image.
+    pub copies: u32,
+    /// INRs per split, copies included: `[train, val, test]`.
+    pub counts: [i64; 3],
+    /// Every shard, in writing order.
+    pub shards: Vec<ShardInfo>,
+}
+
+/// What to write: the image set's name and splits, the number of extra copies and the fit config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InrSetOptions {
+    /// Name of the image set, stored in the manifest.
+    pub dataset: String,
+    /// Which images go where.
+    pub splits: SplitRanges,
+    /// Extra fits of every training image from other random initialisations.
+    pub copies: u32,
+    /// SIREN fitting; `fit.chunk` images per shard.
+    pub fit: SirenFitConfig,
+}
+
+/// A seed for shard (`copy`, `start`) from the base seed (SplitMix64 finaliser).
+fn shard_seed(base: u64, copy: u32, start: i64) -> u64 {
+    let mut z = base ^ ((copy as u64) << 40) ^ (start as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl InrSetManifest {
+    /// The manifest planned for `options` on images of shape `image_shape`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a bad fit config or an empty or reversed range.
+    pub fn plan(options: &InrSetOptions, image_shape: [i64; 3]) -> Result<Self> {
+        options.fit.validate()?;
+        let chunk = options.fit.chunk;
+        let mut shards = Vec::new();
+        let mut counts = [0; 3];
+        for copy in 0..=options.copies {
+            for (s, split) in Split::ALL.into_iter().enumerate() {
+                let [a, b] = options.splits.range(split);
+                if a < 0 || b < a {
+                    return Err(Error::InvalidArgument(format!(
+                        "bad {} range [{a}, {b})",
+                        split.name()
+                    )));
+                }
+                if copy > 0 && split != Split::Train {
+                    continue;
+                }
+                counts[s] += b - a;
+                for start in (a..b).step_by(chunk as usize) {
+                    shards.push(ShardInfo {
+                        file: format!("{}-c{copy:02}-{start:06}.bin", split.name()),
+                        split,
+                        copy,
+                        start,
+                        len: chunk.min(b - start),
+                        seed: shard_seed(options.fit.seed, copy, start),
+                    });
+                }
+            }
+        }
+        Ok(InrSetManifest {
+            version: FORMAT_VERSION,
+            dataset: options.dataset.clone(),
+            spec: NetworkSpec::siren(image_shape[0]),
+            image_shape,
+            fit: options.fit.clone(),
+            splits: options.splits,
+            copies: options.copies,
+            counts,
+            shards,
+        })
+    }
+
+    /// Read `dir/manifest.json`.
+    ///
+    /// # Errors
+    /// [`Error::File`] naming the manifest if it is missing, not valid JSON, or another version.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::file(&path, format!("cannot read the INR set manifest: {e}")))?;
+        let manifest: Self = serde_json::from_str(&text)
+            .map_err(|e| Error::file(&path, format!("not a valid INR set manifest: {e}")))?;
+        if manifest.version != FORMAT_VERSION {
+            return Err(Error::file(
+                &path,
+                format!(
+                    "format version {} unsupported, expected {FORMAT_VERSION}",
+                    manifest.version
+                ),
+            ));
+        }
+        Ok(manifest)
+    }
+
+    /// Write `dir/manifest.json` atomically.
+    ///
+    /// # Errors
+    /// [`Error::WeightSpace`] naming the file if it cannot be written.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self).expect("a manifest serialises to JSON");
+        nfn_weightspace::io::write_atomically(&dir.join(MANIFEST_FILE), |out| {
+            out.write_all(json.as_bytes()).map_err(|e| e.to_string())
+        })?;
+        Ok(())
+    }
+}
+
+/// The records of one shard: per INR its flat parameters (REFERENCE §1.4 order: `W0, b0, W1, ...`),
+/// label, image index, final PSNR and steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardRecords {
+    /// The split of every record.
+    pub split: Split,
+    /// The copy id of every record.
+    pub copy: u32,
+    /// Parameters per INR.
+    pub num_params: u32,
+    /// `[n * num_params]` f32, INR-major.
+    pub params: Vec<f32>,
+    /// Class label per INR.
+    pub labels: Vec<i64>,
+    /// Image index per INR.
+    pub image_index: Vec<i64>,
+    /// Final PSNR (dB) per INR.
+    pub psnr: Vec<f32>,
+    /// Adam steps per INR.
+    pub steps: Vec<u32>,
+}
+
+impl ShardRecords {
+    /// Number of INRs.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether the shard is empty.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Encode with the shard framing (magic, length, CRC-32, bincode payload).
+    pub fn encode(&self) -> Vec<u8> {
+        let payload = bincode::serialize(self).expect("shard records serialise");
+        let mut crc = flate2::Crc::new();
+        crc.update(&payload);
+        let mut out = Vec::with_capacity(payload.len() + 20);
+        out.extend_from_slice(SHARD_MAGIC);
+        out.extend((payload.len() as u64).to_le_bytes());
+        out.extend(crc.sum().to_le_bytes());
+        out.extend(payload);
+        out
+    }
+
+    /// Decode a shard's bytes; `path` names it in errors.
+    ///
+    /// # Errors
+    /// [`Error::File`] for a wrong magic, a truncated file, a CRC mismatch, an undecodable payload or
+    /// inconsistent record counts.
+    pub fn decode(bytes: &[u8], path: &Path) -> Result<Self> {
+        let bad = |m: String| Error::file(path, m);
+        if bytes.len() < 20 || &bytes[..8] != SHARD_MAGIC {
+            return Err(bad("not an INR shard (bad magic or shorter than the header)".into()));
+        }
+        let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
+        let crc = u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes"));
+        let payload = &bytes[20..];
+        if payload.len() != len {
+            let what = if payload.len() < len { "truncated" } else { "trailing bytes" };
+            return Err(bad(format!(
+                "{what}: header says {len} payload bytes, found {}",
+                payload.len()
+            )));
+        }
+        let mut sum = flate2::Crc::new();
+        sum.update(payload);
+        if sum.sum() != crc {
+            return Err(bad(format!("corrupt: CRC-32 {:#010x} != stored {crc:#010x}", sum.sum())));
+        }
+        let records: Self =
+            bincode::deserialize(payload).map_err(|e| bad(format!("undecodable shard: {e}")))?;
+        let n = records.labels.len();
+        let consistent = records.params.len() == n * records.num_params as usize
+            && records.image_index.len() == n
+            && records.psnr.len() == n
+            && records.steps.len() == n;
+        if !consistent {
+            return Err(bad("inconsistent record counts".into()));
+        }
+        Ok(records)
+    }
+
+    /// Read and decode a shard file.
+    ///
+    /// # Errors
+    /// As [`ShardRecords::decode`], plus [`Error::File`] if it cannot be read.
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| Error::file(path, format!("cannot read shard: {e}")))?;
+        Self::decode(&bytes, path)
+    }
+}
+
+/// What [`write_inr_set`] reports to its callback.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteEvent<'a> {
+    /// A shard that was already on disk (from an earlier run) and is skipped.
+    Skipped {
+        /// The shard.
+        shard: &'a ShardInfo,
+    },
+    /// A fitting step in the current shard.
+    Step {
+        /// The shard.
+        shard: &'a ShardInfo,
+        /// The fitting progress.
+        progress: FitProgress,
+    },
+    /// A shard was fitted and written.
+    Written {
+        /// The shard.
+        shard: &'a ShardInfo,
+        /// Mean final PSNR of its INRs (dB).
+        mean_psnr: f64,
+        /// Minimum final PSNR (dB).
+        min_psnr: f64,
+        /// Seconds spent fitting and writing it.
+        seconds: f64,
+    },
+}
+
+fn shard_exists_and_valid(path: &Path, info: &ShardInfo) -> bool {
+    ShardRecords::read(path).is_ok_and(|r| r.len() as i64 == info.len && r.copy == info.copy)
+}
+
+/// Fit and write the INR data set planned by `options` into `dir`, resuming an earlier run: shards
+/// that are already there and decode are skipped. Returns the manifest.
+///
+/// # Errors
+/// [`Error::Mismatch`] if `dir` holds a manifest for other options or images; [`Error::InvalidArgument`]
+/// if the splits exceed the image set; fitting and I/O errors naming the file.
+pub fn write_inr_set(
+    dir: &Path,
+    images: &ImageSet,
+    options: &InrSetOptions,
+    on_event: &mut dyn FnMut(&WriteEvent),
+) -> Result<InrSetManifest> {
+    let manifest = InrSetManifest::plan(options, images.image_shape())?;
+    for split in Split::ALL {
+        if manifest.splits.range(split)[1] > images.len() {
+            return Err(Error::InvalidArgument(format!(
+                "{} range {:?} exceeds the {} images",
+                split.name(),
+                manifest.splits.range(split),
+                images.len()
+            )));
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, format!("cannot create: {e}")))?;
+    if dir.join(MANIFEST_FILE).exists() {
+        let old = InrSetManifest::read(dir)?;
+        if old != manifest {
+            return Err(Error::mismatch(
+                dir.join(MANIFEST_FILE),
+                "the folder holds an INR set with other options; use another folder or delete it",
+            ));
+        }
+    } else {
+        manifest.write(dir)?;
+    }
+    for shard in &manifest.shards {
+        let path = dir.join(&shard.file);
+        if shard_exists_and_valid(&path, shard) {
+            on_event(&WriteEvent::Skipped { shard });
+            continue;
+        }
+        let start = Instant::now();
+        let records = fit_shard(images, &manifest, shard, on_event)?;
+        let bytes = records.encode();
+        nfn_weightspace::io::write_atomically(&path, |out| {
+            out.write_all(&bytes).map_err(|e| e.to_string())
+        })?;
+        let mean_psnr = records.psnr.iter().map(|&p| p as f64).sum::<f64>() / records.len() as f64;
+        let min_psnr = records.psnr.iter().map(|&p| p as f64).fold(f64::INFINITY, f64::min);
+        on_event(&WriteEvent::Written {
+            shard,
+            mean_psnr,
+            min_psnr,
+            seconds: start.elapsed().as_secs_f64(),
+        });
+    }
+    Ok(manifest)
+}
+
+fn fit_shard(
+    images: &ImageSet,
+    manifest: &InrSetManifest,
+    shard: &ShardInfo,
+    on_event: &mut dyn FnMut(&WriteEvent),
+) -> Result<ShardRecords> {
+    let chunk = images.images.f_narrow(0, shard.start, shard.len)?;
+    let labels = Vec::<i64>::try_from(images.labels.f_narrow(0, shard.start, shard.len)?)?;
+    let cfg = SirenFitConfig { seed: shard.seed, ..manifest.fit.clone() };
+    let mut cb =
+        |progress: &FitProgress| on_event(&WriteEvent::Step { shard, progress: *progress });
+    let fit = fit_sirens(&chunk, &cfg, Some(&mut cb))?;
+    let flat = fit.wsfeat.flatten().f_reshape([-1])?; // [n * num_params]
+    Ok(ShardRecords {
+        split: shard.split,
+        copy: shard.copy,
+        num_params: manifest.spec.num_params() as u32,
+        params: Vec::<f32>::try_from(&flat)?,
+        labels,
+        image_index: (shard.start..shard.start + shard.len).collect(),
+        psnr: fit.psnr.iter().map(|&p| p as f32).collect(),
+        steps: fit.steps.iter().map(|&s| s as u32).collect(),
+    })
+}
+
+/// Flat parameters `[n, num_params]` as raw weight-space features `[n, 1, ...]` of `spec`.
+///
+/// # Errors
+/// [`Error::WeightSpace`] if the sizes do not match `spec`.
+pub fn features_from_flat(flat: &Tensor, spec: &NetworkSpec) -> Result<WeightSpaceFeatures> {
+    Ok(WeightSpaceFeatures::unflatten(&flat.f_unsqueeze(1)?, spec)?)
+}
+
+/// The path of a shard inside `dir`.
+pub fn shard_path(dir: &Path, shard: &ShardInfo) -> PathBuf {
+    dir.join(&shard.file)
+}
