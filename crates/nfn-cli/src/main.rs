@@ -4,6 +4,7 @@
 //! (`cargo run --release -p nfn-cli --bin nfn -- --help`).
 
 mod commands;
+mod experiment;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -21,6 +22,10 @@ enum Command {
     Info,
     /// The built-in default pipeline on FashionMNIST, ending in a printed result.
     Demo(commands::demo::Args),
+    /// Train an experiment config (resumes its run folder).
+    Train(commands::train::Args),
+    /// Evaluate a run's best checkpoint on the test split.
+    Eval(commands::eval::Args),
     /// Fit SIREN INRs to an image data set and write a sharded INR data set.
     FitInrs(commands::fit_inrs::Args),
 }
@@ -29,6 +34,8 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Info => commands::info::run(),
         Command::Demo(args) => commands::demo::run(&args),
+        Command::Train(args) => commands::train::run(&args),
+        Command::Eval(args) => commands::eval::run(&args),
         Command::FitInrs(args) => commands::fit_inrs::run(&args),
     }
 }
