@@ -61,6 +61,103 @@ enum HnpLayer {
     Last(LastMaps),
 }
 
+/// What the HNP maps read: the §3.1 statistics, the global vector `h`, and the first layer's rows
+/// and the last layer's columns as one token per hidden neuron.
+struct HnpInputs {
+    s: Summary,
+    /// `h`: `[b, H]`.
+    h: Tensor,
+    /// Row `i` of `W_0` (hidden neuron `i` of layer 1): `[b, C_0 n_in, d_1]`, index `c*n_in + j`.
+    w0_rows: Tensor,
+    /// Column `j` of `W_{L-1}`: `[b, C_{L-1} n_out, d_{L-1}]`, index `c*n_out + i`.
+    wl_cols: Tensor,
+}
+
+impl HnpInputs {
+    fn new(wsfeat: &WeightSpaceFeatures) -> Self {
+        let s = Summary::of(wsfeat);
+        let last = s.num_layers() - 1;
+        let h = Tensor::cat(
+            &[
+                s.g.shallow_clone(),     // G_l, β_l
+                s.a[0].flatten(1, 2),    // vec(A_0), channel-major
+                s.e[last].flatten(1, 2), // vec(E_{L-1})
+                s.b[last].flatten(1, 2), // vec(b_{L-1})
+            ],
+            1,
+        ); // [b, H]
+        let w0_rows = s.w[0].transpose(2, 3).flatten(1, 2); // [b, C_0 n_in, d_1]
+        let wl_cols = s.w[last].flatten(1, 2); // [b, C_{L-1} n_out, d_{L-1}]
+        HnpInputs { s, h, w0_rows, wl_cols }
+    }
+
+    fn last(&self) -> usize {
+        self.s.num_layers() - 1
+    }
+}
+
+/// Concatenate per-neuron features along the channel axis.
+fn cat(parts: &[&Tensor]) -> Tensor {
+    Tensor::cat(parts, 1)
+}
+
+impl FirstMaps {
+    /// # Shapes
+    /// weight `[b, k_0 c_out, d_1, n_in]`, bias `[b, c_out, d_1]`
+    fn forward(&self, x: &HnpInputs) -> (Tensor, Tensor) {
+        let s = &x.s;
+        let mut f = vec![&x.w0_rows, &s.a[1], &s.b[0]];
+        if x.last() == 1 {
+            f.push(&x.wl_cols);
+        }
+        let f = cat(&f); // [b, F, d_1]
+        let (b, d1, n_in) = (f.size()[0], f.size()[2], s.w[0].size()[3]);
+        let shift = self.row_global.forward_vec(&x.h).unsqueeze(2); // [b, k_0 c_out n_in, 1]
+        let z = self.row.forward_seq_add(&f, Some(&shift)); // [b, k_0 c_out n_in, d_1]
+        let w_out = z.reshape([b, -1, n_in, d1]).transpose(2, 3); // [b, k_0 c_out, d_1, n_in]
+        let shift = self.bias_global.forward_vec(&x.h).unsqueeze(2); // [b, c_out, 1]
+        (w_out, self.bias_row.forward_seq_add(&f, Some(&shift)))
+    }
+}
+
+impl LastMaps {
+    /// # Shapes
+    /// weight `[b, k_{L-1} c_out, n_out, d_{L-1}]`, bias `[b, c_out, n_out]`
+    fn forward(&self, x: &HnpInputs) -> (Tensor, Tensor) {
+        let (s, last) = (&x.s, x.last());
+        let mut e = vec![&x.wl_cols, &s.e[last - 1]]; // no b_{L-2} here (trap 18)
+        if last == 1 {
+            e.push(&x.w0_rows);
+        }
+        let e = cat(&e); // [b, F, d_{L-1}]
+        let (b, d, n_out) = (e.size()[0], e.size()[2], s.w[last].size()[2]);
+        let shift = self.col_global.forward_vec(&x.h).unsqueeze(2); // [b, k c_out n_out, 1]
+        let z = self.col.forward_seq_add(&e, Some(&shift)); // [b, k c_out n_out, d_{L-1}]
+        let w_out = z.reshape([b, -1, n_out, d]); // [b, k c_out, n_out, d_{L-1}]
+        let b_out = self.bias_global.forward_vec(&x.h).reshape([b, -1, n_out]); // [b, c_out, n_out]
+        (w_out, b_out)
+    }
+}
+
+/// A middle layer `0 < l < L-1`: the NP update with `h`, plus the first layer's rows (`l == 1`)
+/// and the last layer's columns (`l == L-2`) as extra per-neuron features.
+///
+/// # Shapes
+/// weight `[b, k_l c_out, d_{l+1}, d_l]`, bias `[b, c_out, d_{l+1}]`
+fn middle_forward(maps: &NpMaps, l: usize, x: &HnpInputs) -> (Tensor, Tensor) {
+    let s = &x.s;
+    let mut rowfeat = vec![&s.a[l], &s.e[l - 1], &s.b[l - 1]];
+    if l == 1 {
+        rowfeat.push(&x.w0_rows);
+    }
+    let mut colfeat = vec![&s.e[l], &s.b[l], &s.a[l + 1]];
+    if l + 2 == s.num_layers() {
+        colfeat.push(&x.wl_cols);
+    }
+    let (rowfeat, colfeat) = (cat(&rowfeat), cat(&colfeat)); // [b, R, d_l], [b, S, d_{l+1}]
+    maps.forward(&s.w[l], &x.h, &rowfeat, &colfeat)
+}
+
 /// Hidden-neuron-permutation-equivariant linear map on weight-space features, `c_in -> c_out`
 /// channels (NFN paper's HNP layer, REFERENCE §3.3). Needs `L >= 2` layers.
 #[derive(Debug)]
@@ -156,82 +253,18 @@ impl WsModuleT for HnpLinear {
             wsfeat.check_spec(&self.spec).is_ok(),
             "features do not fit the layer's spec"
         );
-        let s = Summary::of(wsfeat);
-        let last = s.num_layers() - 1;
-        let bsz = wsfeat.batch_size();
-        let (n_in, n_out) = (self.spec.n_in(), self.spec.n_out());
-        let h = Tensor::cat(
-            &[
-                s.g.shallow_clone(),
-                s.a[0].flatten(1, 2),    // vec(A_0), channel-major
-                s.e[last].flatten(1, 2), // vec(E_{L-1})
-                s.b[last].flatten(1, 2), // vec(b_{L-1})
-            ],
-            1,
-        ); // [b, H]
-           // Row i of W_0 (hidden neuron i of layer 1) as one token: [b, C_0 n_in, d_1], index c*n_in + j.
-        let w0_rows = s.w[0].transpose(2, 3).flatten(1, 2);
-        // Column j of W_{L-1} as one token: [b, C_{L-1} n_out, d_{L-1}], index c*n_out + i.
-        let wl_cols = s.w[last].flatten(1, 2);
+        let x = HnpInputs::new(wsfeat);
         let (weights, biases) = self
             .layers
             .iter()
             .enumerate()
             .map(|(l, layer)| {
                 let (w_out, b_out) = match layer {
-                    HnpLayer::First(m) => {
-                        let mut f = vec![
-                            w0_rows.shallow_clone(),
-                            s.a[1].shallow_clone(),
-                            s.b[0].shallow_clone(),
-                        ];
-                        if last == 1 {
-                            f.push(wl_cols.shallow_clone());
-                        }
-                        let f = Tensor::cat(&f, 1); // [b, F, d_1]
-                        let d1 = f.size()[2];
-                        let shift = m.row_global.forward_vec(&h).unsqueeze(2); // [b, k_0 c_out n_in, 1]
-                        let z = m.row.forward_seq_add(&f, Some(&shift)); // [b, k_0 c_out n_in, d_1]
-                        let w_out = z.reshape([bsz, -1, n_in, d1]).transpose(2, 3); // [b, k_0 c_out, d_1, n_in]
-                        let shift = m.bias_global.forward_vec(&h).unsqueeze(2); // [b, c_out, 1]
-                        (w_out, m.bias_row.forward_seq_add(&f, Some(&shift))) // bias [b, c_out, d_1]
-                    }
-                    HnpLayer::Last(m) => {
-                        let mut e = vec![wl_cols.shallow_clone(), s.e[last - 1].shallow_clone()];
-                        if last == 1 {
-                            e.push(w0_rows.shallow_clone());
-                        }
-                        let e = Tensor::cat(&e, 1); // [b, F, d_{L-1}]
-                        let d = e.size()[2];
-                        let shift = m.col_global.forward_vec(&h).unsqueeze(2); // [b, k c_out n_out, 1]
-                        let z = m.col.forward_seq_add(&e, Some(&shift)); // [b, k c_out n_out, d_{L-1}]
-                        let w_out = z.reshape([bsz, -1, n_out, d]); // [b, k c_out, n_out, d_{L-1}]
-                        let b_out = m.bias_global.forward_vec(&h).reshape([bsz, -1, n_out]); // [b, c_out, n_out]
-                        (w_out, b_out)
-                    }
-                    HnpLayer::Middle(m) => {
-                        let mut rowfeat = vec![
-                            s.a[l].shallow_clone(),
-                            s.e[l - 1].shallow_clone(),
-                            s.b[l - 1].shallow_clone(),
-                        ];
-                        if l == 1 {
-                            rowfeat.push(w0_rows.shallow_clone());
-                        }
-                        let mut colfeat = vec![
-                            s.e[l].shallow_clone(),
-                            s.b[l].shallow_clone(),
-                            s.a[l + 1].shallow_clone(),
-                        ];
-                        if l == last - 1 {
-                            colfeat.push(wl_cols.shallow_clone());
-                        }
-                        let rowfeat = Tensor::cat(&rowfeat, 1); // [b, R, d_l]
-                        let colfeat = Tensor::cat(&colfeat, 1); // [b, S, d_{l+1}]
-                        m.forward(&s.w[l], &h, &rowfeat, &colfeat)
-                    }
+                    HnpLayer::First(maps) => maps.forward(&x),
+                    HnpLayer::Middle(maps) => middle_forward(maps, l, &x),
+                    HnpLayer::Last(maps) => maps.forward(&x),
                 };
-                (unfold(&w_out, self.spec.layer(l).kernel), b_out) // [b, c_out, n_out, n_in(, kh, kw)]
+                (unfold(&w_out, self.spec.layer(l).kernel), b_out) // [b, c_out, n_out, n_in(, k..)]
             })
             .unzip();
         WeightSpaceFeatures::from_parts_unchecked(weights, biases)

@@ -57,8 +57,9 @@ pub(crate) struct Summary {
 impl Summary {
     /// Statistics of already folded weights and biases.
     pub fn new(w: Vec<Tensor>, b: Vec<Tensor>) -> Self {
-        let a: Vec<Tensor> = w.iter().map(|w| w.mean_dim(2, false, None)).collect(); // [b, C_l, n_in]
-        let e: Vec<Tensor> = w.iter().map(|w| w.mean_dim(3, false, None)).collect(); // [b, C_l, n_out]
+        // A_l: [b, C_l, n_in]; E_l: [b, C_l, n_out]
+        let a: Vec<Tensor> = w.iter().map(|w| w.mean_dim(2, false, None)).collect();
+        let e: Vec<Tensor> = w.iter().map(|w| w.mean_dim(3, false, None)).collect();
         let means = a.iter().map(|a| a.mean_dim(2, false, None)); // [b, C_l]
         let bias_means = b.iter().map(|b| b.mean_dim(2, false, None)); // [b, c]
         let g = Tensor::cat(&means.chain(bias_means).collect::<Vec<_>>(), 1); // [b, c (Σk + L)]
@@ -172,6 +173,9 @@ impl NpMaps {
 }
 
 /// Learned IO embeddings of one NpLinear (REFERENCE §3.2 "Optional IO embedding").
+///
+/// With a single layer (`L == 1`) both weight embeddings go to `W_0` (the reference's code would
+/// emit an extra weight tensor there).
 #[derive(Debug)]
 struct IoEmbed {
     /// `[1, k_0 c_in, 1, n_in]`, added to the folded `W_0` per input column.
@@ -276,13 +280,14 @@ impl WsModuleT for NpLinear {
                 if l > 0 {
                     rowfeat.extend([s.e[l - 1].shallow_clone(), s.b[l - 1].shallow_clone()]);
                 }
-                let mut colfeat = vec![s.e[l].shallow_clone(), s.b[l].shallow_clone()]; // [b, _, n_out]
+                // [b, _, n_out]
+                let mut colfeat = vec![s.e[l].shallow_clone(), s.b[l].shallow_clone()];
                 if l + 1 < n_layers {
                     colfeat.push(s.a[l + 1].shallow_clone());
                 }
                 let (rowfeat, colfeat) = (Tensor::cat(&rowfeat, 1), Tensor::cat(&colfeat, 1));
                 let (w_out, b_out) = self.layers[l].forward(&s.w[l], &s.g, &rowfeat, &colfeat);
-                (unfold(&w_out, self.spec.layer(l).kernel), b_out) // [b, c_out, n_out, n_in(, kh, kw)]
+                (unfold(&w_out, self.spec.layer(l).kernel), b_out) // [b, c_out, n_out, n_in(, k..)]
             })
             .unzip();
         WeightSpaceFeatures::from_parts_unchecked(weights, biases)

@@ -100,10 +100,14 @@ impl WsReadoutT for HnpPool {
         let pieces = wsfeat
             .iter()
             .enumerate()
-            .flat_map(|(l, (w, b))| match l {
-                0 => [w.mean_dim(2, false, None), b.mean_dim(2, true, None)], // [b, c, n_in(, kh, kw)]
-                l if l == last => [w.mean_dim(3, false, None), b.shallow_clone()], // [b, c, n_out(, kh, kw)]
-                _ => [w.mean_dim(&[2i64, 3][..], false, None).unsqueeze(2), b.mean_dim(2, true, None)],
+            .flat_map(|(l, (w, b))| {
+                let bias_mean = b.mean_dim(2, true, None); // [b, c, 1]
+                match l {
+                    0 => [w.mean_dim(2, false, None), bias_mean], // [b, c, n_in(, kh, kw)]
+                    // [b, c, n_out(, kh, kw)] and the full bias [b, c, n_out]
+                    l if l == last => [w.mean_dim(3, false, None), b.shallow_clone()],
+                    _ => [w.mean_dim(&[2i64, 3][..], false, None).unsqueeze(2), bias_mean],
+                }
             })
             .collect();
         cat_channel_major(pieces, wsfeat.batch_size())

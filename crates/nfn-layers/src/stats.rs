@@ -52,7 +52,8 @@ impl StatFeaturizer {
 impl WsReadoutT for StatFeaturizer {
     /// # Shapes
     /// features with `c` channels → `[b, c * 2L * 7]`, channel-major; per channel the layers in
-    /// order, weight statistics before bias statistics, each `[mean, var, q0, q25, q50, q75, q100]`.
+    /// order, weight statistics before bias statistics, each
+    /// `[mean, var, q0, q25, q50, q75, q100]`.
     fn forward_t(&self, wsfeat: &WeightSpaceFeatures, _train: bool) -> Tensor {
         debug_assert!(wsfeat.check_spec(&self.spec).is_ok(), "features do not fit the spec");
         let stats: Vec<Tensor> = wsfeat

@@ -7,6 +7,8 @@ mod gradients;
 mod reference;
 #[path = "nfn_layers/symmetry.rs"]
 mod symmetry;
+#[path = "nfn_layers/timing.rs"]
+mod timing;
 
 use nfn_layers::{HnpLinear, HnpLinearConfig, NpLinear, NpLinearConfig};
 use nfn_weightspace::NetworkSpec;

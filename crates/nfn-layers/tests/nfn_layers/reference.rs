@@ -1,5 +1,6 @@
 //! Agreement with the PyTorch reference package `nfn==0.1.2` on the fixtures made by
-//! `tests/fixtures/nfn/gen.py`: the reference parameters are loaded into our layers by VarStore path.
+//! `tests/fixtures/nfn/gen.py`: the reference parameters are loaded into our layers by VarStore
+//! path.
 
 use std::path::{Path, PathBuf};
 
@@ -124,4 +125,51 @@ fn layers_and_readouts_match_the_reference() -> Result<()> {
     }
     eprintln!("reference agreement: f64 {worst64:e}, f32 {worst32:e} (relative to output scale)");
     Ok(())
+}
+
+/// Largest absolute entry of a variable.
+fn max_abs(vars: &std::collections::HashMap<String, Tensor>, name: &str) -> f64 {
+    vars[name].abs().max().double_value(&[])
+}
+
+/// The reference's init (REFERENCE §3.2, §3.3, trap 14): maps writing into the same output share
+/// one bound `1/sqrt(sum of fan-ins)`; HNP's first-layer weight maps and last-layer bias map are
+/// initialised on their own (PyTorch default).
+#[test]
+fn init_groups_follow_the_reference() {
+    let spec = nfn_weightspace::NetworkSpec::mlp(&[3, 5, 4, 2]).expect("valid");
+    let np_groups: Vec<(usize, Vec<&str>)> = (0..3)
+        .flat_map(|l| {
+            [(l, vec!["pointwise", "global", "row", "col"]), (l, vec!["bias_col", "bias_global"])]
+        })
+        .collect();
+    let hnp_groups = vec![
+        (0, vec!["row"]),
+        (0, vec!["row_global"]),
+        (0, vec!["bias_row", "bias_global"]),
+        (1, vec!["pointwise", "global", "row", "col"]),
+        (1, vec!["bias_col", "bias_global"]),
+        (2, vec!["col", "col_global"]),
+        (2, vec!["bias_global"]),
+    ];
+    let (np_vs, _np) =
+        super::np_linear(&spec, &NpLinearConfig { c_in: 8, c_out: 8, io_embed: false }, 0);
+    let (hnp_vs, _hnp) = super::hnp_linear(&spec, 8, 8, 0);
+    for (vs, groups) in [(np_vs, np_groups), (hnp_vs, hnp_groups)] {
+        let vars = vs.variables();
+        let mut seen = 0;
+        for (l, maps) in groups {
+            let path = |map: &str, leaf: &str| format!("layers.{l}.{map}.{leaf}");
+            let fan_in: i64 = maps.iter().map(|m| vars[&path(m, "weight")].size()[1]).sum();
+            let bound = 1.0 / (fan_in as f64).sqrt();
+            for map in &maps {
+                let (w, b) =
+                    (max_abs(&vars, &path(map, "weight")), max_abs(&vars, &path(map, "bias")));
+                assert!(w <= bound && b <= bound, "{}: {w}, {b} > {bound}", path(map, ""));
+                assert!(w > 0.9 * bound, "{}: {w} is far below {bound}", path(map, "weight"));
+                seen += 2;
+            }
+        }
+        assert_eq!(seen, vars.len(), "every variable belongs to one group");
+    }
 }

@@ -22,7 +22,11 @@ proptest! {
 
     #[test]
     fn np_linear_is_equivariant_mlp(
-        spec in default_mlp_spec(), c_in in 1..4i64, c_out in 1..4i64, io in any::<bool>(), seed in 0..1000u64,
+        spec in default_mlp_spec(),
+        c_in in 1..4i64,
+        c_out in 1..4i64,
+        io in any::<bool>(),
+        seed in 0..1000u64,
     ) {
         let (_vs, layer) = np_linear(&spec, &np_cfg(c_in, c_out, io), seed);
         let x = random_features(&spec, 2, c_in, seed);
@@ -32,7 +36,11 @@ proptest! {
 
     #[test]
     fn np_linear_is_equivariant_cnn(
-        spec in small_cnn_spec(), c_in in 1..4i64, c_out in 1..4i64, io in any::<bool>(), seed in 0..1000u64,
+        spec in small_cnn_spec(),
+        c_in in 1..4i64,
+        c_out in 1..4i64,
+        io in any::<bool>(),
+        seed in 0..1000u64,
     ) {
         let (_vs, layer) = np_linear(&spec, &np_cfg(c_in, c_out, io), seed);
         let x = random_features(&spec, 2, c_in, seed);
@@ -99,7 +107,8 @@ proptest! {
     /// The pools and the featurizer are invariant to much more than the hidden-neuron group (any
     /// permutation of a pooled axis), so on their own they cannot notice an uncoupled permutation
     /// (see `readouts_ignore_uncoupled_permutations`); nor can mean pools right after a linear
-    /// layer, which only see neuron averages. Behind a layer and a ReLU, as in the NFN models, they must.
+    /// layer, which only see neuron averages. Behind a layer and a ReLU, as in the NFN models,
+    /// they must.
     #[test]
     fn readouts_after_layer_and_relu_are_sensitive(
         spec in any_spec(), c_in in 1..3i64, seed in 0..1000u64,
