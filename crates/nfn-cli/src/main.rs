@@ -26,6 +26,8 @@ enum Command {
     Train(commands::train::Args),
     /// Evaluate a run's best checkpoint on the test split.
     Eval(commands::eval::Args),
+    /// Parse and validate experiment configs.
+    CheckConfig(commands::check_config::Args),
     /// Fit SIREN INRs to an image data set and write a sharded INR data set.
     FitInrs(commands::fit_inrs::Args),
 }
@@ -36,6 +38,7 @@ fn main() -> Result<()> {
         Command::Demo(args) => commands::demo::run(&args),
         Command::Train(args) => commands::train::run(&args),
         Command::Eval(args) => commands::eval::run(&args),
+        Command::CheckConfig(args) => commands::check_config::run(&args),
         Command::FitInrs(args) => commands::fit_inrs::run(&args),
     }
 }

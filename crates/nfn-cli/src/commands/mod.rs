@@ -1,4 +1,5 @@
 //! One module per `nfn` command.
+pub mod check_config;
 pub mod demo;
 pub mod eval;
 pub mod fit_inrs;
