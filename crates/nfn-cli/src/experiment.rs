@@ -72,7 +72,8 @@ impl ExperimentConfig {
     /// Unreadable files, unknown fields, invalid values.
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {path:?}"))?;
-        let cfg: ExperimentConfig = toml::from_str(&text).with_context(|| format!("parsing {path:?}"))?;
+        let cfg: ExperimentConfig =
+            toml::from_str(&text).with_context(|| format!("parsing {path:?}"))?;
         cfg.validate().with_context(|| format!("checking {path:?}"))?;
         Ok(cfg)
     }
@@ -123,7 +124,10 @@ pub fn load_splits(cfg: &DataConfig) -> Result<Splits> {
 pub fn eval_batches(split: &InrSplit, batch_size: i64, device: Device) -> Vec<Batch> {
     split
         .batches(batch_size, None, false)
-        .map(|(ws, labels)| Batch { wsfeat: ws.to_device(device), targets: labels.to_device(device) })
+        .map(|(ws, labels)| Batch {
+            inputs: ws.to_device(device),
+            targets: labels.to_device(device),
+        })
         .collect()
 }
 
@@ -155,16 +159,19 @@ impl TrainData for EpochBatches<'_> {
         let (epoch, pos) = (step / per_epoch, step % per_epoch);
         if self.epoch.as_ref().is_none_or(|(e, _)| *e != epoch) {
             let mut order: Vec<i64> = (0..self.split.len()).collect();
-            order.shuffle(&mut StdRng::seed_from_u64(self.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+            order.shuffle(&mut StdRng::seed_from_u64(
+                self.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            ));
             self.epoch = Some((epoch, order));
         }
         let order = &self.epoch.as_ref().expect("set above").1;
         let b = self.batch_size.min(self.split.len()) as usize;
         let start = pos as usize * b;
         let idx = Tensor::from_slice(&order[start..start + b]);
-        let wsfeat = self.split.features(&idx).map_err(|e| nft_model::Error::Config(e.to_string()))?;
+        let wsfeat =
+            self.split.features(&idx).map_err(|e| nft_model::Error::Config(e.to_string()))?;
         Ok(Batch {
-            wsfeat: wsfeat.to_device(self.device),
+            inputs: wsfeat.to_device(self.device),
             targets: self.split.labels.index_select(0, &idx).to_device(self.device),
         })
     }

@@ -28,5 +28,5 @@ pub use optim::{AdamW, OptimConfig, Schedule};
 pub use statnet::StatNet;
 pub use trainer::{
     evaluate, train, Batch, EvalMetrics, EvalSplits, InvariantModel, Objective, Progress,
-    TrainData, TrainSummary, TrainerConfig,
+    Supervised, Task, TrainData, TrainSummary, TrainerConfig,
 };

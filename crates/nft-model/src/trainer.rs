@@ -13,23 +13,36 @@ use crate::checkpoint::{load_checkpoint, load_model, save_checkpoint, save_model
 use crate::error::{Error, Result};
 use crate::optim::{AdamW, OptimConfig};
 
-/// A batch of networks and their targets (class indices `[b]` int64, or values `[b, k]` float).
+/// A batch of inputs (by default weight-space features of `b` networks) and their targets (class
+/// indices `[b]` int64, values `[b, k]` float, or whatever the task reads).
 #[derive(Debug)]
-pub struct Batch {
-    /// The input weights.
-    pub wsfeat: WeightSpaceFeatures,
-    /// The targets.
+pub struct Batch<X = WeightSpaceFeatures> {
+    /// The inputs.
+    pub inputs: X,
+    /// The targets; their first axis is the batch.
     pub targets: Tensor,
+}
+
+impl<X> Batch<X> {
+    /// Number of examples.
+    pub fn len(&self) -> i64 {
+        self.targets.size().first().copied().unwrap_or(0)
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A source of training batches that is a pure function of the step, so a resumed run sees the same
 /// batches it would have seen without the interruption.
-pub trait TrainData {
+pub trait TrainData<X = WeightSpaceFeatures> {
     /// The batch for training step `step`.
     ///
     /// # Errors
     /// Whatever loading the data may raise, as [`Error::Config`] or [`Error::Io`].
-    fn batch(&mut self, step: u64) -> Result<Batch>;
+    fn batch(&mut self, step: u64) -> Result<Batch<X>>;
 }
 
 /// A model from weight-space features to one output vector per network.
@@ -37,6 +50,37 @@ pub trait InvariantModel: std::fmt::Debug {
     /// # Shapes
     /// features of a batch of `b` networks → `[b, num_outputs]`.
     fn forward_t(&self, wsfeat: &WeightSpaceFeatures, train: bool) -> Tensor;
+}
+
+/// What the trainer optimises: a loss per batch and an evaluation over held-out batches.
+pub trait Task {
+    /// The batch inputs.
+    type Input;
+    /// The scalar training (or evaluation) loss of a batch.
+    fn loss(&self, batch: &Batch<Self::Input>, train: bool) -> Tensor;
+    /// Evaluate on held-out batches (eval mode, no gradients).
+    fn evaluate(&self, batches: &[Batch<Self::Input>]) -> EvalMetrics;
+}
+
+/// Supervised learning of an [`InvariantModel`] with an [`Objective`].
+#[derive(Debug, Clone, Copy)]
+pub struct Supervised<'a> {
+    /// The model.
+    pub model: &'a dyn InvariantModel,
+    /// The objective.
+    pub objective: Objective,
+}
+
+impl Task for Supervised<'_> {
+    type Input = WeightSpaceFeatures;
+
+    fn loss(&self, batch: &Batch, train: bool) -> Tensor {
+        self.objective.loss(&self.model.forward_t(&batch.inputs, train), &batch.targets)
+    }
+
+    fn evaluate(&self, batches: &[Batch]) -> EvalMetrics {
+        evaluate(self.model, batches, self.objective)
+    }
 }
 
 /// The training objective, which also fixes the validation score (higher is better).
@@ -79,7 +123,7 @@ pub struct TrainerConfig {
     pub log_every: u64,
     /// Seed for initialisation and dropout.
     pub seed: u64,
-    /// The objective.
+    /// The objective of supervised tasks.
     pub objective: Objective,
     /// Optimiser and schedule.
     pub optim: OptimConfig,
@@ -139,8 +183,8 @@ pub fn evaluate(
     tch::no_grad(|| {
         let (mut loss_sum, mut correct, mut count) = (0.0, 0i64, 0i64);
         for batch in batches {
-            let out = model.forward_t(&batch.wsfeat, false);
-            let n = batch.wsfeat.batch_size();
+            let out = model.forward_t(&batch.inputs, false);
+            let n = batch.len();
             loss_sum += objective.loss(&out, &batch.targets).double_value(&[]) * n as f64;
             if objective == Objective::CrossEntropy {
                 correct += out
@@ -215,27 +259,35 @@ fn truncate_metrics(run: &RunDir, step: u64) -> Result<()> {
 }
 
 /// The held-out splits of a run.
-#[derive(Debug, Clone, Copy)]
-pub struct EvalSplits<'a> {
+#[derive(Debug)]
+pub struct EvalSplits<'a, X = WeightSpaceFeatures> {
     /// Validation batches (model selection).
-    pub val: &'a [Batch],
+    pub val: &'a [Batch<X>],
     /// Test batches (evaluated once, with the best checkpoint).
-    pub test: &'a [Batch],
+    pub test: &'a [Batch<X>],
 }
 
-/// Train `model` (whose variables live in `vs`) in `run`, resuming from its last checkpoint if there
+impl<X> Clone for EvalSplits<'_, X> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<X> Copy for EvalSplits<'_, X> {}
+
+/// Train `task` (whose variables live in `vs`) in `run`, resuming from its last checkpoint if there
 /// is one, validating on `splits.val` and finally testing the best checkpoint on `splits.test`.
 ///
 /// # Errors
 /// [`Error::NonFiniteLoss`] (the last good checkpoint stays on disk), data errors from `data`, and
 /// checkpoint I/O errors.
-pub fn train(
-    model: &dyn InvariantModel,
+pub fn train<T: Task>(
+    task: &T,
     vs: &mut VarStore,
     cfg: &TrainerConfig,
     run: &RunDir,
-    data: &mut dyn TrainData,
-    splits: EvalSplits<'_>,
+    data: &mut dyn TrainData<T::Input>,
+    splits: EvalSplits<'_, T::Input>,
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<TrainSummary> {
     let EvalSplits { val, test } = splits;
@@ -251,8 +303,7 @@ pub fn train(
         let step = state.step;
         tch::manual_seed((cfg.seed.wrapping_mul(1_000_003) ^ step) as i64);
         let batch = data.batch(step)?;
-        let out = model.forward_t(&batch.wsfeat, true);
-        let loss = cfg.objective.loss(&out, &batch.targets);
+        let loss = task.loss(&batch, true);
         let loss_value = loss.double_value(&[]);
         if !loss_value.is_finite() {
             return Err(Error::NonFiniteLoss { step, loss: loss_value, last_checkpoint });
@@ -261,7 +312,7 @@ pub fn train(
         loss.backward();
         let lr = cfg.optim.lr_at(step, cfg.steps);
         let grad_norm = opt.step(lr);
-        seen += batch.wsfeat.batch_size();
+        seen += batch.len();
         state.step += 1;
         state.train_seconds = base_seconds + session.elapsed().as_secs_f64();
         let rate = seen as f64 / session.elapsed().as_secs_f64().max(1e-9);
@@ -273,7 +324,7 @@ pub fn train(
             )?;
         }
         if state.step % cfg.eval_every == 0 || state.step == cfg.steps {
-            let metrics = evaluate(model, val, cfg.objective);
+            let metrics = task.evaluate(val);
             append_metrics(
                 run,
                 &serde_json::json!({"step": state.step, "split": "val", "loss": metrics.loss,
@@ -299,7 +350,7 @@ pub fn train(
     if run.best().exists() {
         load_model(vs, &run.best())?;
     }
-    let test_metrics = evaluate(model, test, cfg.objective);
+    let test_metrics = task.evaluate(test);
     append_metrics(
         run,
         &serde_json::json!({"step": state.step, "split": "test", "loss": test_metrics.loss,

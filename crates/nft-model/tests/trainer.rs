@@ -21,7 +21,7 @@ fn make_batch(spec: &NetworkSpec, seed: u64, b: i64) -> Batch {
     let last = ws.num_layers() - 1;
     let targets =
         ws.bias(last).mean_dim([1, 2].as_slice(), false, Kind::Float).gt(0.0).to_kind(Kind::Int64);
-    Batch { wsfeat: ws, targets }
+    Batch { inputs: ws, targets }
 }
 
 impl TrainData for Synthetic {
@@ -31,7 +31,7 @@ impl TrainData for Synthetic {
         }
         let batch = make_batch(&self.spec, 1000 + step, 16);
         if self.nan_at == Some(step) {
-            let _ = batch.wsfeat.weight(0).get(0).get(0).get(0).get(0).fill_(f64::NAN);
+            let _ = batch.inputs.weight(0).get(0).get(0).get(0).get(0).fill_(f64::NAN);
         }
         Ok(batch)
     }
@@ -77,7 +77,7 @@ fn learns_a_simple_rule() -> anyhow::Result<()> {
     let mut data = Synthetic { spec: spec.clone(), fail_at: None, nan_at: None };
     let run = RunDir::create(dir.path())?;
     let summary = train(
-        &m,
+        &Supervised { model: &m, objective: cfg.objective },
         &mut vs,
         &cfg,
         &run,
@@ -110,17 +110,42 @@ fn resume_after_a_crash_matches_an_uninterrupted_run() -> anyhow::Result<()> {
     let dir_a = tempfile::tempdir()?;
     let (mut vs_a, m_a) = fresh();
     let mut data = Synthetic { spec: spec.clone(), fail_at: None, nan_at: None };
-    train(&m_a, &mut vs_a, &cfg, &RunDir::create(dir_a.path())?, &mut data, splits, &mut |_| {})?;
+    train(
+        &Supervised { model: &m_a, objective: cfg.objective },
+        &mut vs_a,
+        &cfg,
+        &RunDir::create(dir_a.path())?,
+        &mut data,
+        splits,
+        &mut |_| {},
+    )?;
 
     let dir_b = tempfile::tempdir()?;
     let run_b = RunDir::create(dir_b.path())?;
     let (mut vs_b, m_b) = fresh();
     let mut crashing = Synthetic { spec: spec.clone(), fail_at: Some(12), nan_at: None };
-    assert!(train(&m_b, &mut vs_b, &cfg, &run_b, &mut crashing, splits, &mut |_| {}).is_err());
+    assert!(train(
+        &Supervised { model: &m_b, objective: cfg.objective },
+        &mut vs_b,
+        &cfg,
+        &run_b,
+        &mut crashing,
+        splits,
+        &mut |_| {}
+    )
+    .is_err());
     // A new process: fresh model, same run folder.
     let (mut vs_c, m_c) = fresh();
     let mut data = Synthetic { spec: spec.clone(), fail_at: None, nan_at: None };
-    let summary = train(&m_c, &mut vs_c, &cfg, &run_b, &mut data, splits, &mut |_| {})?;
+    let summary = train(
+        &Supervised { model: &m_c, objective: cfg.objective },
+        &mut vs_c,
+        &cfg,
+        &run_b,
+        &mut data,
+        splits,
+        &mut |_| {},
+    )?;
     assert_eq!(summary.steps, 20);
     for ((name, a), (_, c)) in weights(&vs_a).iter().zip(weights(&vs_c).iter()) {
         let d = (a - c).abs().max().double_value(&[]);
@@ -150,7 +175,7 @@ fn nan_loss_stops_with_step_and_keeps_the_checkpoint() -> anyhow::Result<()> {
     let m = model(&vs, &spec);
     let mut data = Synthetic { spec: spec.clone(), fail_at: None, nan_at: Some(7) };
     let err = train(
-        &m,
+        &Supervised { model: &m, objective: Objective::CrossEntropy },
         &mut vs,
         &config(20),
         &run,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use nft_model::{train, EvalSplits, RunDir};
+use nft_model::{train, EvalSplits, RunDir, Supervised};
 use tch::{nn::VarStore, Device};
 
 use crate::experiment::{eval_batches, load_splits, EpochBatches, ExperimentConfig};
@@ -29,7 +29,10 @@ pub fn hardware() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|m| m.trim().to_string())
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
         })
         .unwrap_or_else(|| "CPU".into());
     format!("{cpu}, {} threads", tch::get_num_threads())
@@ -88,7 +91,7 @@ pub fn train_experiment(config: &Path, runs: &Path) -> Result<PathBuf> {
     bar.set_prefix(cfg.name.clone());
     bar.enable_steady_tick(Duration::from_millis(500));
     let summary = train(
-        model.as_ref(),
+        &Supervised { model: model.as_ref(), objective: cfg.trainer.objective },
         &mut vs,
         &cfg.trainer,
         &run,
@@ -96,7 +99,10 @@ pub fn train_experiment(config: &Path, runs: &Path) -> Result<PathBuf> {
         EvalSplits { val: &val, test: &test },
         &mut |p| {
             bar.set_position(p.step);
-            let val = p.val.and_then(|v| v.accuracy).map_or(String::new(), |a| format!(" val acc {:.1}%", 100.0 * a));
+            let val = p
+                .val
+                .and_then(|v| v.accuracy)
+                .map_or(String::new(), |a| format!(" val acc {:.1}%", 100.0 * a));
             bar.set_message(format!("loss {:.3}{val}, {:.0} INR/s", p.loss, p.networks_per_second));
         },
     )?;
@@ -114,7 +120,8 @@ pub fn train_experiment(config: &Path, runs: &Path) -> Result<PathBuf> {
         "hardware": hardware(), "finished": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
     });
     let path = run.path().join("summary.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&record)?).with_context(|| format!("writing {path:?}"))?;
+    std::fs::write(&path, serde_json::to_string_pretty(&record)?)
+        .with_context(|| format!("writing {path:?}"))?;
     println!(
         "{}: test accuracy {metric:.2}% on {} INRs ({} steps, {:.1} min)",
         cfg.name,
