@@ -4,4 +4,5 @@ pub mod demo;
 pub mod eval;
 pub mod fit_inrs;
 pub mod info;
+pub mod inr2array;
 pub mod train;
