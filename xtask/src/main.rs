@@ -28,6 +28,8 @@ enum Command {
     Train(commands::train::Args),
     /// Evaluate a run's best checkpoint on its test split.
     Eval(commands::eval::Args),
+    /// Fit SIREN INRs to an image set through `nfn fit-inrs` (resumable).
+    FitInrs(commands::fit_inrs::Args),
     /// Rebuild docs/results/*.md from the runs on disk.
     Tables(commands::tables::Args),
     /// Side-by-side benchmarks against the PyTorch reference (`layers`).
@@ -41,6 +43,7 @@ fn main() -> Result<()> {
         Command::Demo(args) => commands::demo::run(&args),
         Command::Train(args) => commands::train::run(&args),
         Command::Eval(args) => commands::eval::run(&args),
+        Command::FitInrs(args) => commands::fit_inrs::run(&args),
         Command::Tables(args) => commands::tables::run(&args),
         Command::Bench(args) => commands::bench::run(&args),
     }

@@ -63,7 +63,8 @@ impl SirenFitConfig {
     /// # Errors
     /// [`Error::InvalidArgument`] for a non-positive lr or chunk, or `lr_final_factor` outside `[0, 1]`.
     pub fn validate(&self) -> Result<()> {
-        if !(self.lr > 0.0) || self.chunk <= 0 || !(0.0..=1.0).contains(&self.lr_final_factor) {
+        let lr_ok = self.lr.is_finite() && self.lr > 0.0;
+        if !lr_ok || self.chunk <= 0 || !(0.0..=1.0).contains(&self.lr_final_factor) {
             return Err(Error::InvalidArgument(format!("bad SIREN fit config {self:?}")));
         }
         Ok(())

@@ -13,10 +13,10 @@ fn synthetic_images() -> Tensor {
     let grid = pixel_grid(28, 28, opts); // [784, 2]
     let (r, c) = (grid.select(1, 0), grid.select(1, 1));
     let blob = (-((&r - 0.1).square() + (&c + 0.2).square()) * 6.0).exp();
-    let bar = ((&c * 4.0).cos().relu()) * (-(&r).square() * 2.0).exp();
+    let bar = ((&c * 4.0).cos().relu()) * (-r.square() * 2.0).exp();
     let ring = (-(((r.square() + c.square()).sqrt() - 0.5).square() * 40.0)).exp();
     let shirt =
-        ((&r).abs().lt(0.7).to_kind(Kind::Float) * (&c).abs().lt(0.4).to_kind(Kind::Float)) * 0.8;
+        (r.abs().lt(0.7).to_kind(Kind::Float) * c.abs().lt(0.4).to_kind(Kind::Float)) * 0.8;
     let images = Tensor::stack(&[blob, bar, ring, shirt], 0).clamp(0.0, 1.0) * 2.0 - 1.0;
     images.reshape([4, 1, 28, 28])
 }

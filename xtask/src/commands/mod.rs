@@ -2,6 +2,7 @@
 pub mod bench;
 pub mod demo;
 pub mod eval;
+pub mod fit_inrs;
 pub mod nfn;
 pub mod setup;
 pub mod tables;
