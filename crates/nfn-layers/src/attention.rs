@@ -226,11 +226,12 @@ impl NpAttention {
             }
             let tokens = Tensor::cat(&parts, 3); // [b, H, 3, T, d_m, dh]
             let t = tokens.size()[3];
-            let tokens = tokens.view([b, h, 3, t, d_m * dh]);
+            // unbind (not select): its backward stacks the three gradients, no zero-filling
+            let qkv = tokens.view([b, h, 3, t, d_m * dh]).unbind(2); // 3 x [b, H, T, d_m dh]
             let out = Tensor::scaled_dot_product_attention::<Tensor>(
-                &tokens.select(2, 0),
-                &tokens.select(2, 1),
-                &tokens.select(2, 2),
+                &qkv[0],
+                &qkv[1],
+                &qkv[2],
                 None,
                 p,
                 false,
@@ -238,17 +239,24 @@ impl NpAttention {
                 false,
             ); // [b, H, T, d_m * dh]
             let out = out.view([b, h, t, d_m, dh]);
-            let mut start = 0;
+            // split_with_sizes (not narrow): its backward concatenates, no zero-filling
+            let mut sizes = Vec::with_capacity(3);
             if m >= 1 {
-                let d_prev = dims[m - 1];
-                let cols = out.narrow(2, 0, d_prev); // [b, H, d_prev, d_m, dh]
-                out_w[m - 1].push(cols.permute([0, 3, 2, 1, 4])); // [b, d_m, d_prev, H, dh]
-                let bias = out.select(2, d_prev); // [b, H, d_m, dh]
-                out_b[m - 1].push(bias.permute([0, 2, 1, 3])); // [b, d_m, H, dh]
-                start = d_prev + 1;
+                sizes.extend([dims[m - 1], 1]);
             }
             if m < n_layers {
-                let rows = out.narrow(2, start, dims[m + 1]); // [b, H, d_next, d_m, dh]
+                sizes.push(dims[m + 1]);
+            }
+            let mut pieces = out.split_with_sizes(&sizes, 2).into_iter();
+            let mut next = || pieces.next().expect("one piece per token kind");
+            if m >= 1 {
+                let cols = next(); // [b, H, d_prev, d_m, dh]
+                out_w[m - 1].push(cols.permute([0, 3, 2, 1, 4])); // [b, d_m, d_prev, H, dh]
+                let bias = next().squeeze_dim(2); // [b, H, d_m, dh]
+                out_b[m - 1].push(bias.permute([0, 2, 1, 3])); // [b, d_m, H, dh]
+            }
+            if m < n_layers {
+                let rows = next(); // [b, H, d_next, d_m, dh]
                 out_w[m].push(rows.permute([0, 2, 3, 1, 4])); // [b, d_next, d_m, H, dh]
             }
         }
@@ -301,7 +309,7 @@ impl WsModuleT for NpAttention {
                     // Each contribution is unprojected (trap 13): the bias counts `count` times.
                     w = unproject[l].forward(&w); // [b, n_out, n_in, k C]
                     if let Some(bias) = &unproject[l].bias {
-                        w = w + bias * (count - 1.0);
+                        w = w.g_add(&(bias * (count - 1.0)));
                     }
                 }
                 let bias = sum_all(b_parts).reshape([b, n_out, c]); // [b, n_out, C]

@@ -174,11 +174,11 @@ impl WsModuleT for IoSinusoidalEncoding {
                 let mut enc = layer_code.get(l as i64).view([d, 1, 1]); // [d, 1, 1]
                 let mut benc = layer_code.get(l as i64).view([d, 1]); // [d, 1]
                 if l == 0 {
-                    enc = enc + in_code.unsqueeze(1); // [d, 1, n_in]
+                    enc = enc.g_add(&in_code.unsqueeze(1)); // [d, 1, n_in]
                 }
                 if l + 1 == n_layers {
-                    enc = enc + out_code.unsqueeze(2); // [d, n_out, _]
-                    benc = benc + &out_code; // [d, n_out]
+                    enc = enc.g_add(&out_code.unsqueeze(2)); // [d, n_out, _]
+                    benc = benc.g_add(&out_code); // [d, n_out]
                 }
                 for _ in 0..taps {
                     enc = enc.unsqueeze(-1);
@@ -268,12 +268,13 @@ impl WsModuleT for LearnedPosEmbedding {
                 let mut enc = self.weight_emb.get(l as i64).view([1, c, 1, 1]); // [1, c, 1, 1]
                 let mut benc = self.bias_emb.get(l as i64).view([1, c, 1]); // [1, c, 1]
                 if l == 0 {
-                    enc = enc + self.inp_emb.tr().unsqueeze(0).unsqueeze(2); // [1, c, 1, n_in]
+                    enc = enc.g_add(&self.inp_emb.tr().unsqueeze(0).unsqueeze(2));
+                    // [1, c, 1, n_in]
                 }
                 if l + 1 == n_layers {
                     let out = self.out_emb.tr().unsqueeze(0); // [1, c, n_out]
-                    enc = enc + out.unsqueeze(3); // [1, c, n_out, _]
-                    benc = benc + out;
+                    enc = enc.g_add(&out.unsqueeze(3)); // [1, c, n_out, _]
+                    benc = benc.g_add(&out);
                 }
                 for _ in 4..w.dim() {
                     enc = enc.unsqueeze(-1);

@@ -65,7 +65,8 @@ impl ChannelNorm {
     fn forward(&self, xs: &Tensor, eps: f64) -> Tensor {
         let xs = channels_last(xs); // [b, .., c]
         let (std, mean) = xs.std_mean_dim(-1, true, true); // [b, .., 1]
-        let xhat = (&xs - mean) * (std + eps).reciprocal();
+        let inv = (std + eps).reciprocal(); // [b, .., 1]
+        let xhat = (-mean * &inv).addcmul(&xs, &inv); // (x - mean) / (std + eps), one pass
         channels_first(&self.bias.addcmul(&xhat, &self.weight))
     }
 }
