@@ -1,5 +1,6 @@
 //! Neural Functional Transformer models and their task heads, the NFN baselines (InvariantNFN with NP
-//! or HNP layers, StatNet, the MLP on flattened weights), and the trainer shared by every task (AdamW
+//! or HNP layers, StatNet, the MLP on flattened weights), the equivariant editing models (the NFT
+//! with an equivariant head, TransferNet), and the trainer shared by every task (AdamW
 //! with warm-up, checkpoints that resume exactly, metrics).
 //!
 //! Sits on `nfn-layers` and `nfn-weightspace`; used by `inr2array`, `nfn-cli` and `nfn-bench`.
@@ -7,6 +8,7 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod checkpoint;
+pub mod editing;
 pub mod error;
 pub mod head;
 pub mod invariant_nfn;
@@ -18,6 +20,7 @@ pub mod statnet;
 pub mod trainer;
 
 pub use checkpoint::{load_model, save_model, RunDir, TrainState};
+pub use editing::{NftEditor, NftEditorConfig, TransferNet, TransferNetConfig};
 pub use error::{Error, Result};
 pub use head::{MlpHead, MlpHeadConfig};
 pub use invariant_nfn::{InvariantNfn, InvariantNfnConfig, NfnLayerKind, PoolKind};

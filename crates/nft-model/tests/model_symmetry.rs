@@ -99,3 +99,36 @@ fn the_mlp_baseline_is_not_invariant() {
     let perm = random_permutation(&spec, 1);
     assert!(assert_invariant(|ws| model.forward_t(ws, false), &x, &perm, TOL_F32).is_err());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(10))]
+
+    #[test]
+    fn editing_models_are_equivariant(spec in prop_oneof![mlp_spec(2..=4, 1..=8), small_cnn_spec()], seed in any::<u64>()) {
+        use nfn_layers::WsModuleT;
+        let x = random_features(&spec, 2, 1, seed);
+        let perm = random_permutation(&spec, seed ^ 3);
+        tch::manual_seed(seed as i64);
+        let mut vs = VarStore::new(Device::Cpu);
+        let fourier = nfn_layers::GaussianFourierConfig { in_channels: 1, mapping_size: 4, scale: 1.0 };
+        let models: Vec<Box<dyn WsModuleT>> = vec![
+            Box::new(NftEditor::new(&(vs.root() / "nft"), &spec, &NftEditorConfig {
+                channels: 8, num_blocks: 1, num_heads: 2, dropout: 0.0, out_scale: 1.0, ..Default::default()
+            }).unwrap()),
+            Box::new(TransferNet::new(&(vs.root() / "hnp"), &spec, &TransferNetConfig {
+                fourier: fourier.clone(), hidden: 6, extra_layers: 1, out_scale: 1.0, ..Default::default()
+            }).unwrap()),
+            Box::new(TransferNet::new(&(vs.root() / "np"), &spec, &TransferNetConfig {
+                layer: NfnLayerKind::Np, fourier, hidden: 6, extra_layers: 1, out_scale: 1.0, ..Default::default()
+            }).unwrap()),
+        ];
+        vs.double();
+        for model in &models {
+            let f = |ws: &nfn_weightspace::WeightSpaceFeatures| model.forward_t(ws, false);
+            assert_equivariant(f, &x, &perm, TOL_F64)?;
+            if has_permutable_pair(&spec) {
+                assert_sensitive_equivariant(f, &x, seed)?;
+            }
+        }
+    }
+}
