@@ -1,7 +1,7 @@
 //! NP-equivariant linear layer, NpLinear (REFERENCE §3.2; NFN paper, Sec. 3, NP layer).
 //!
-//! Also holds what the HNP layer shares with it: the summary statistics of §3.1 ([`Summary`]) and
-//! the per-layer NP update ([`NpMaps`]), which HNP's middle layers reuse with their own widths.
+//! Also holds what the HNP layer shares with it: the summary statistics of §3.1 (`Summary`) and
+//! the per-layer NP update (`NpMaps`), which HNP's middle layers reuse with their own widths.
 
 use nfn_weightspace::{fold, unfold, NetworkSpec, WeightSpaceFeatures};
 use serde::{Deserialize, Serialize};

@@ -4,7 +4,7 @@
 //!
 //! Every other nfn-rs crate sits on this one: `nfn-layers` builds equivariant layers on
 //! [`WeightSpaceFeatures`], `nfn-datasets` produces them from files. With the `testing` feature it
-//! also provides the property-test helpers ([`testing`]) that every layer's symmetry tests use.
+//! also provides the property-test helpers (module `testing`) that every layer's symmetry tests use.
 //! Conventions follow the NFN/NFT reference: weights are `(out, in)` with batch and channel axes first.
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used)]
