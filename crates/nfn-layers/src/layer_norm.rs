@@ -62,12 +62,28 @@ impl ChannelNorm {
     }
 
     /// Normalise over axis 1 of a channel-first tensor; returns channel-last memory.
+    ///
+    /// With `s = std_biased`, `k = sqrt(c / (c - 1))` (so `std_unbiased = k s`) and `eps > 0`:
+    /// `(x - mean) / (k s + eps) = (1/k) (a x - a mean) / sqrt(a^2 s^2 + 1)` for
+    /// `a = (2 s eps / k + eps^2 / k^2)^(-1/2)`, which is LibTorch's fused `layer_norm` (biased
+    /// variance, eps `1` inside the square root) of the row-scaled input `a x`, with weight
+    /// `gamma / k`. The identity is exact and `a` stays in the autograd graph, so gradients are
+    /// exact too; the fused kernel replaces four element-wise passes (and their backward).
     fn forward(&self, xs: &Tensor, eps: f64) -> Tensor {
         let xs = channels_last(xs); // [b, .., c]
-        let (std, mean) = xs.std_mean_dim(-1, true, true); // [b, .., 1]
-        let inv = (std + eps).reciprocal(); // [b, .., 1]
-        let xhat = (-mean * &inv).addcmul(&xs, &inv); // (x - mean) / (std + eps), one pass
-        channels_first(&self.bias.addcmul(&xhat, &self.weight))
+        if eps <= 0.0 {
+            let (std, mean) = xs.std_mean_dim(-1, true, true); // [b, .., 1]
+            let inv = std.reciprocal(); // [b, .., 1]
+            let xhat = (-mean * &inv).addcmul(&xs, &inv);
+            return channels_first(&self.bias.addcmul(&xhat, &self.weight));
+        }
+        let c = *xs.size().last().expect("at least one axis");
+        let k = (c as f64 / (c - 1) as f64).sqrt();
+        let std = xs.std_dim(-1, false, true); // biased, [b, .., 1]
+        let scale = (std * (2.0 * eps / k) + eps * eps / (k * k)).rsqrt(); // [b, .., 1]
+        let weight = &self.weight / k;
+        let ys = (xs * scale).layer_norm([c], Some(&weight), Some(&self.bias), 1.0, false);
+        channels_first(&ys)
     }
 }
 
