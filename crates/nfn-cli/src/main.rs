@@ -10,7 +10,11 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "nfn", version, about = "Weight-space learning with Neural Functional Transformers")]
+#[command(
+    name = "nfn",
+    version,
+    about = "Weight-space learning with Neural Functional Transformers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,6 +34,8 @@ enum Command {
     CheckConfig(commands::check_config::Args),
     /// Fit SIREN INRs to an image data set and write a sharded INR data set.
     FitInrs(commands::fit_inrs::Args),
+    /// Draw an Inr2Array run's reconstructions of test INRs into a PNG.
+    Show(commands::inr2array::ShowArgs),
 }
 
 fn main() -> Result<()> {
@@ -40,5 +46,6 @@ fn main() -> Result<()> {
         Command::Eval(args) => commands::eval::run(&args),
         Command::CheckConfig(args) => commands::check_config::run(&args),
         Command::FitInrs(args) => commands::fit_inrs::run(&args),
+        Command::Show(args) => commands::inr2array::show(&args),
     }
 }
