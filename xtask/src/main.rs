@@ -32,8 +32,10 @@ enum Command {
     FitInrs(commands::fit_inrs::Args),
     /// Rebuild docs/results/*.md from the runs on disk.
     Tables(commands::tables::Args),
-    /// Side-by-side benchmarks against the PyTorch reference (`layers`).
+    /// Side-by-side benchmarks against the PyTorch reference (`layers`, `fit`).
     Bench(commands::bench::Args),
+    /// Download a data set into data/ (resumable, verified): mnist, cifar10, siren-*, cnn-zoo-*.
+    Download(commands::download::Args),
 }
 
 fn main() -> Result<()> {
@@ -46,5 +48,6 @@ fn main() -> Result<()> {
         Command::FitInrs(args) => commands::fit_inrs::run(&args),
         Command::Tables(args) => commands::tables::run(&args),
         Command::Bench(args) => commands::bench::run(&args),
+        Command::Download(args) => commands::download::run(&args),
     }
 }

@@ -1,6 +1,7 @@
 //! One module per xtask command.
 pub mod bench;
 pub mod demo;
+pub mod download;
 pub mod eval;
 pub mod fit_inrs;
 pub mod nfn;

@@ -1,0 +1,249 @@
+//! Download tests against a loopback HTTP server (std `TcpListener`, `Range` support) serving
+//! files written by the test: a good file, one whose first transfer breaks off, a wrong checksum.
+//! Nothing here touches the network.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use super::*;
+
+/// Served files, and how many first transfers of each to cut off half-way.
+#[derive(Default)]
+struct State {
+    files: HashMap<String, Vec<u8>>,
+    break_first: HashMap<String, usize>,
+    /// `(path, Range header)` of every request.
+    log: Vec<(String, Option<String>)>,
+}
+
+fn serve(stream: TcpStream, state: &Mutex<State>) -> io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let mut range = None;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = header.split_once(':') {
+            if k.eq_ignore_ascii_case("range") {
+                range = Some(v.trim().to_string());
+            }
+        }
+    }
+    let mut st = state.lock().unwrap();
+    st.log.push((path.clone(), range.clone()));
+    let mut out = stream;
+    let Some(body) = st.files.get(&path).cloned() else {
+        return out.write_all(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+    };
+    let start = range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.trim_end_matches('-').parse::<usize>().ok())
+        .unwrap_or(0);
+    let cut = st.break_first.get_mut(&path).is_some_and(|n| {
+        let cut = *n > 0;
+        *n = n.saturating_sub(1);
+        cut
+    });
+    drop(st);
+    if start >= body.len() && start > 0 {
+        return out.write_all(
+            b"HTTP/1.1 416 Range Not Satisfiable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+    }
+    let rest = &body[start..];
+    let head = if start > 0 {
+        format!(
+            "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{}\r\nConnection: close\r\n\r\n",
+            rest.len(),
+            body.len() - 1,
+            body.len()
+        )
+    } else {
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", rest.len())
+    };
+    out.write_all(head.as_bytes())?;
+    let send = if cut { &rest[..rest.len() / 2] } else { rest };
+    out.write_all(send)?;
+    out.flush()
+}
+
+/// Start the server on 127.0.0.1; returns its base URL and shared state.
+fn server() -> (String, Arc<Mutex<State>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let state = Arc::new(Mutex::new(State::default()));
+    let st = state.clone();
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let _ = serve(stream, &st);
+        }
+    });
+    (url, state)
+}
+
+fn payload(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+fn md5_of(bytes: &[u8]) -> String {
+    format!("{:x}", Md5::digest(bytes))
+}
+
+#[test]
+fn good_file_is_placed_and_verified() {
+    let (url, state) = server();
+    let body = payload(200_000);
+    state.lock().unwrap().files.insert("/good.bin".into(), body.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("good.bin");
+    fetch(&agent(), &format!("{url}/good.bin"), &dest, Some(&md5_of(&body)), false, 1).unwrap();
+    assert_eq!(fs::read(&dest).unwrap(), body);
+    assert!(!part_path(&dest).exists());
+    // A second call keeps the verified file and makes no request.
+    let before = state.lock().unwrap().log.len();
+    fetch(&agent(), &format!("{url}/good.bin"), &dest, Some(&md5_of(&body)), false, 1).unwrap();
+    assert_eq!(state.lock().unwrap().log.len(), before);
+}
+
+#[test]
+fn broken_transfer_resumes_with_range() {
+    let (url, state) = server();
+    let body = payload(300_001);
+    {
+        let mut st = state.lock().unwrap();
+        st.files.insert("/trunc.bin".into(), body.clone());
+        st.break_first.insert("/trunc.bin".into(), 1);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("trunc.bin");
+    let full_url = format!("{url}/trunc.bin");
+    // One attempt: the transfer breaks, the part file keeps what arrived, nothing is placed.
+    assert!(fetch(&agent(), &full_url, &dest, Some(&md5_of(&body)), false, 1).is_err());
+    assert!(!dest.exists());
+    let kept = fs::metadata(part_path(&dest)).unwrap().len();
+    assert!(kept > 0 && kept < body.len() as u64, "kept {kept} bytes");
+    // The next call resumes from there with a Range request and completes the file.
+    fetch(&agent(), &full_url, &dest, Some(&md5_of(&body)), false, 1).unwrap();
+    assert_eq!(fs::read(&dest).unwrap(), body);
+    let log = state.lock().unwrap().log.clone();
+    assert_eq!(log.last().unwrap().1.as_deref(), Some(format!("bytes={kept}-").as_str()));
+}
+
+#[test]
+fn retries_within_one_call() {
+    let (url, state) = server();
+    let body = payload(100_000);
+    {
+        let mut st = state.lock().unwrap();
+        st.files.insert("/flaky.bin".into(), body.clone());
+        st.break_first.insert("/flaky.bin".into(), 2);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("flaky.bin");
+    fetch(&agent(), &format!("{url}/flaky.bin"), &dest, Some(&md5_of(&body)), false, 5).unwrap();
+    assert_eq!(fs::read(&dest).unwrap(), body);
+    assert_eq!(state.lock().unwrap().log.len(), 3);
+}
+
+#[test]
+fn wrong_checksum_places_nothing() {
+    let (url, state) = server();
+    state.lock().unwrap().files.insert("/bad.bin".into(), payload(10_000));
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("bad.bin");
+    let err = fetch(&agent(), &format!("{url}/bad.bin"), &dest, Some(&md5_of(b"other")), false, 1)
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("MD5"), "{err:#}");
+    assert!(!dest.exists());
+    assert!(!part_path(&dest).exists());
+}
+
+#[test]
+fn missing_file_is_an_error() {
+    let (url, _state) = server();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("none.bin");
+    assert!(fetch(&agent(), &format!("{url}/none.bin"), &dest, None, false, 1).is_err());
+    assert!(!dest.exists());
+}
+
+#[test]
+fn tar_gz_unpacks_and_truncated_archive_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("set.tar.gz");
+    {
+        let gz = flate2::write::GzEncoder::new(
+            File::create(&archive).unwrap(),
+            flate2::Compression::fast(),
+        );
+        let mut tar = tar::Builder::new(gz);
+        let data = payload(5000);
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, "set/a.bin", data.as_slice()).unwrap();
+        tar.into_inner().unwrap().finish().unwrap();
+    }
+    let out = dir.path().join("out");
+    fs::create_dir_all(&out).unwrap();
+    unpack(&archive, &out).unwrap();
+    assert_eq!(fs::read(out.join("set/a.bin")).unwrap(), payload(5000));
+    assert!(!out.join(".unpacking").exists());
+
+    let bytes = fs::read(&archive).unwrap();
+    let cut = dir.path().join("cut.tar.gz");
+    fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let out2 = dir.path().join("out2");
+    fs::create_dir_all(&out2).unwrap();
+    let err = unpack(&cut, &out2).unwrap_err();
+    assert!(format!("{err:#}").contains("cut.tar.gz"), "{err:#}");
+}
+
+#[test]
+fn siren_sets_need_from_and_names_are_known() {
+    for name in ["mnist", "cifar10", "siren-mnist", "siren-fashion", "siren-cifar"] {
+        assert_eq!(dataset(name).unwrap().name, name);
+    }
+    assert!(dataset("cnn-zoo-svhn").unwrap().files[0].url.ends_with("svhn_cropped.tar.xz"));
+    assert!(dataset("imagenet").is_err());
+    let dir = tempfile::tempdir().unwrap();
+    let args = Args { dataset: "siren-mnist".into(), dir: Some(dir.path().into()), from: None };
+    let err = run(&args).unwrap_err().to_string();
+    assert!(err.contains("--from") && err.contains("drive.google.com"), "{err}");
+}
+
+#[test]
+fn tar_xz_unpacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tar_bytes = Vec::new();
+    {
+        let mut tar = tar::Builder::new(&mut tar_bytes);
+        let data = payload(3000);
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, "cifar10/weights.npy", data.as_slice()).unwrap();
+        tar.finish().unwrap();
+    }
+    let archive = dir.path().join("cifar10.tar.xz");
+    let mut xz = Vec::new();
+    lzma_rs::xz_compress(&mut tar_bytes.as_slice(), &mut xz).unwrap();
+    fs::write(&archive, xz).unwrap();
+    let out = dir.path().join("zoo");
+    fs::create_dir_all(&out).unwrap();
+    unpack(&archive, &out).unwrap();
+    assert_eq!(fs::read(out.join("cifar10/weights.npy")).unwrap(), payload(3000));
+    assert!(!out.join(".unpacking.tar").exists());
+}
