@@ -17,3 +17,5 @@ pub mod inr_set;
 pub use inr_set::{write_inr_set, InrSetManifest, InrSetOptions, Split, SplitRanges};
 pub mod loader;
 pub use loader::{InrSet, InrSplit, Standardization};
+pub mod cnn_zoo;
+pub use cnn_zoo::{kendall_tau_b, load_cnn_zoo, CnnZoo};
