@@ -16,6 +16,10 @@ use clap::{Parser, Subcommand};
     about = "Weight-space learning with Neural Functional Transformers"
 )]
 struct Cli {
+    /// LibTorch intra-op threads (default: LibTorch's choice, one per core). On a busy machine one
+    /// thread per process is often faster than oversubscribed threads.
+    #[arg(long, global = true)]
+    threads: Option<i32>,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,7 +43,11 @@ enum Command {
 }
 
 fn main() -> Result<()> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    if let Some(t) = cli.threads {
+        tch::set_num_threads(t);
+    }
+    match cli.command {
         Command::Info => commands::info::run(),
         Command::Demo(args) => commands::demo::run(&args),
         Command::Train(args) => commands::train::run(&args),

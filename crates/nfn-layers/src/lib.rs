@@ -5,6 +5,7 @@
 //! built from a `tch::nn::Path`, implementing [`WsModuleT`] (features to features) or
 //! [`WsReadoutT`] (features to a tensor). Section numbers refer to the project's REFERENCE spec.
 #![warn(missing_docs)]
+#![warn(clippy::unwrap_used)]
 
 pub mod error;
 pub mod module;

@@ -127,6 +127,9 @@ pub struct TrainerConfig {
     pub objective: Objective,
     /// Optimiser and schedule.
     pub optim: OptimConfig,
+    /// Stop after this much training wall time (summed over resumed sessions), validating and
+    /// checkpointing at the stop: a CPU budget. `None` runs all `steps`.
+    pub time_limit_minutes: Option<f64>,
 }
 
 impl Default for TrainerConfig {
@@ -138,6 +141,7 @@ impl Default for TrainerConfig {
             seed: 0,
             objective: Objective::CrossEntropy,
             optim: OptimConfig::default(),
+            time_limit_minutes: None,
         }
     }
 }
@@ -150,6 +154,9 @@ impl TrainerConfig {
     pub fn validate(&self) -> Result<()> {
         if self.steps == 0 || self.eval_every == 0 || self.log_every == 0 {
             return Err(Error::Config("steps, eval_every and log_every must be positive".into()));
+        }
+        if self.time_limit_minutes.is_some_and(|m| m.is_nan() || m <= 0.0) {
+            return Err(Error::Config("time_limit_minutes must be positive".into()));
         }
         self.optim.validate()
     }
@@ -299,7 +306,8 @@ pub fn train<T: Task>(
     let (start_step, base_seconds) = (state.step, state.train_seconds);
     let mut seen = 0i64;
     let mut last_val = None;
-    while state.step < cfg.steps {
+    let out_of_time = |seconds: f64| cfg.time_limit_minutes.is_some_and(|m| seconds >= m * 60.0);
+    while state.step < cfg.steps && !out_of_time(state.train_seconds) {
         let step = state.step;
         tch::manual_seed((cfg.seed.wrapping_mul(1_000_003) ^ step) as i64);
         let batch = data.batch(step)?;
@@ -323,7 +331,8 @@ pub fn train<T: Task>(
                     "lr": lr, "grad_norm": grad_norm, "networks_per_second": rate}),
             )?;
         }
-        if state.step % cfg.eval_every == 0 || state.step == cfg.steps {
+        let stop = state.step == cfg.steps || out_of_time(state.train_seconds);
+        if state.step % cfg.eval_every == 0 || stop {
             let metrics = task.evaluate(val);
             append_metrics(
                 run,

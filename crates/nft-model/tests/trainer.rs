@@ -216,3 +216,31 @@ fn mlp_output_shape() {
     assert_eq!(m.forward_t(&ws, false).size(), vec![3, 2]);
     let _ = Tensor::zeros([1], (Kind::Float, Device::Cpu));
 }
+
+#[test]
+fn a_time_limit_stops_early_with_a_validated_checkpoint() -> anyhow::Result<()> {
+    let _guard = SEEDED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let spec = NetworkSpec::mlp(&[2, 3, 1])?;
+    let val: Vec<Batch> = (0..2).map(|i| make_batch(&spec, i, 8)).collect();
+    let dir = tempfile::tempdir()?;
+    let run = RunDir::create(dir.path())?;
+    let mut vs = VarStore::new(Device::Cpu);
+    let m = model(&vs, &spec);
+    let mut data = Synthetic { spec: spec.clone(), fail_at: None, nan_at: None };
+    // A limit this small stops after the first step.
+    let cfg = TrainerConfig { time_limit_minutes: Some(1e-9), ..config(1000) };
+    let task = Supervised { model: &m, objective: Objective::CrossEntropy };
+    let summary = train(
+        &task,
+        &mut vs,
+        &cfg,
+        &run,
+        &mut data,
+        EvalSplits { val: &val, test: &val },
+        &mut |_| {},
+    )?;
+    assert_eq!(summary.steps, 1);
+    assert_eq!(summary.best.map(|b| b.1), Some(1));
+    assert!(run.last().exists() && run.best().exists());
+    Ok(())
+}

@@ -53,17 +53,28 @@ pub fn run(args: &Args) -> Result<()> {
         }
     }
     let limit = args.limit.to_string();
-    super::nfn::run_nfn(&["fit-inrs", "--dataset", "fashion-mnist", "--limit", &limit, "--out", DEMO_INRS])?;
+    super::nfn::run_nfn(&[
+        "fit-inrs",
+        "--dataset",
+        "fashion-mnist",
+        "--limit",
+        &limit,
+        "--out",
+        DEMO_INRS,
+    ])?;
     for config in DEMO_CONFIGS {
         super::nfn::run_nfn(&["train", config, "--runs", "data/runs"])?;
     }
-    println!("\nnfn-rs demo: FashionMNIST INR classification (SIRENs fitted here, CPU-sized models)");
+    println!(
+        "\nnfn-rs demo: FashionMNIST INR classification (SIRENs fitted here, CPU-sized models)"
+    );
     println!("| model | test accuracy | train / test INRs | steps | train time |");
     println!("|---|---|---|---|---|");
     for config in DEMO_CONFIGS {
         let path = root().join("data/runs").join(run_name(config)).join("summary.json");
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path:?}"))?;
-        let s: Summary = serde_json::from_str(&text).with_context(|| format!("parsing {path:?}"))?;
+        let s: Summary =
+            serde_json::from_str(&text).with_context(|| format!("parsing {path:?}"))?;
         println!(
             "| {} ({}) | {:.1}% | {} / {} | {} | {:.1} min |",
             s.model,

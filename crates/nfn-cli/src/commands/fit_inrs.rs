@@ -94,9 +94,6 @@ pub struct Args {
     /// Base seed of the SIREN initialisations.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// LibTorch intra-op threads (default: LibTorch's choice).
-    #[arg(long)]
-    pub threads: Option<i32>,
 }
 
 impl Args {
@@ -119,9 +116,6 @@ impl Args {
 
 /// Fit and write the data set, resuming a run that was stopped.
 pub fn run(args: &Args) -> Result<()> {
-    if let Some(t) = args.threads {
-        tch::set_num_threads(t);
-    }
     let fit = args.fit_config();
     fit.validate()?;
     let data_dir = args.data_dir.clone().unwrap_or_else(|| args.dataset.default_dir());

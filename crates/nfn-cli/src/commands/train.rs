@@ -133,17 +133,18 @@ pub fn train_experiment(config: &Path, runs: &Path) -> Result<PathBuf> {
 }
 
 /// The `task` field of a config file, if any.
-fn task_of(config: &Path) -> Result<Option<String>> {
+pub fn task_of(config: &Path) -> Result<Option<String>> {
     let text = std::fs::read_to_string(config).with_context(|| format!("reading {config:?}"))?;
-    let value: toml::Value = toml::from_str(&text).with_context(|| format!("parsing {config:?}"))?;
+    let value: toml::Value =
+        toml::from_str(&text).with_context(|| format!("parsing {config:?}"))?;
     Ok(value.get("task").and_then(toml::Value::as_str).map(str::to_string))
 }
 
 /// Train whatever the config describes; returns the run folder.
 pub fn train_any(config: &Path, runs: &Path) -> Result<PathBuf> {
     match task_of(config)?.as_deref() {
-        Some("inr2array_pretrain") => super::inr2array::pretrain(config, runs),
-        Some("inr2array_classify") => super::inr2array::classify(config, runs),
+        Some(inr2array::PRETRAIN_TASK) => super::inr2array::pretrain(config, runs),
+        Some(inr2array::CLASSIFY_TASK) => super::inr2array::classify(config, runs),
         _ => train_experiment(config, runs),
     }
 }
