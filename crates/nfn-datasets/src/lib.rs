@@ -18,4 +18,5 @@ pub use inr_set::{write_inr_set, InrSetManifest, InrSetOptions, Split, SplitRang
 pub mod loader;
 pub use loader::{InrSet, InrSplit, Standardization};
 pub mod cnn_zoo;
+pub mod pth;
 pub use cnn_zoo::{kendall_tau_b, load_cnn_zoo, CnnZoo};

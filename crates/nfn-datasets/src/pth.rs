@@ -1,0 +1,436 @@
+//! A minimal, non-executing reader of PyTorch `.pth` state dicts (REFERENCE §6.1): the zip holds
+//! `<name>/data.pkl` and raw storages `<name>/data/<key>`. The pickle is interpreted, never run:
+//! only the opcodes `torch.save` emits for a dict of tensors are understood, and only the globals
+//! `collections.OrderedDict`, `torch._utils._rebuild_tensor_v2` and `torch.{Float,Double}Storage`
+//! are accepted; anything else is refused with an error naming the file.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// One tensor of a state dict, as f32 in row-major (contiguous) order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PthTensor {
+    /// The shape.
+    pub shape: Vec<i64>,
+    /// `shape.product()` values.
+    pub data: Vec<f32>,
+}
+
+/// A pickle value, as far as state dicts need.
+#[derive(Debug, Clone)]
+enum Value {
+    Mark,
+    None,
+    /// A bool or float: accepted (e.g. `requires_grad`), never needed.
+    Scalar,
+    Int(i64),
+    Str(String),
+    Tuple(Vec<Value>),
+    Dict(Vec<(Value, Value)>),
+    Global(&'static str),
+    Storage { elem: usize, key: String, numel: usize },
+    Tensor(PthTensor),
+}
+
+const ALLOWED: [(&str, &str, &str); 4] = [
+    ("collections", "OrderedDict", "OrderedDict"),
+    ("torch._utils", "_rebuild_tensor_v2", "rebuild"),
+    ("torch", "FloatStorage", "f32"),
+    ("torch", "DoubleStorage", "f64"),
+];
+
+/// Read a `.pth` state dict: `(key, tensor)` pairs in file order.
+///
+/// # Errors
+/// [`Error::File`] naming `path` if it is not a zip, is truncated, holds no `data.pkl`, or its
+/// pickle uses an opcode or global outside the supported subset, or a storage is short.
+pub fn read_state_dict(path: impl AsRef<Path>) -> Result<Vec<(String, PthTensor)>> {
+    let path = path.as_ref();
+    let bad = |m: String| Error::file(path, m);
+    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| bad(format!("not a PyTorch zip checkpoint (truncated?): {e}")))?;
+    let pkl_name = zip
+        .file_names()
+        .find(|n| n.ends_with("/data.pkl"))
+        .map(str::to_string)
+        .ok_or_else(|| bad("no <name>/data.pkl in the zip".into()))?;
+    let prefix = pkl_name.trim_end_matches("data.pkl").to_string();
+    let mut read_entry = |name: &str| -> Result<Vec<u8>> {
+        let mut entry = zip.by_name(name).map_err(|e| bad(format!("{name}: {e}")))?;
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).map_err(|e| bad(format!("{name}: {e}")))?;
+        Ok(bytes)
+    };
+    let pickle = read_entry(&pkl_name)?;
+    let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
+    let root = Unpickler { bytes: &pickle, pos: 0, path }.run(&mut |key: &str| {
+        if !storages.contains_key(key) {
+            let bytes = read_entry(&format!("{prefix}data/{key}"))?;
+            storages.insert(key.to_string(), bytes);
+        }
+        Ok(storages[key].clone())
+    })?;
+    match root {
+        Value::Dict(items) => items
+            .into_iter()
+            .map(|(k, v)| match (k, v) {
+                (Value::Str(k), Value::Tensor(t)) => Ok((k, t)),
+                (k, _) => Err(bad(format!("state-dict entry {k:?} is not a tensor"))),
+            })
+            .collect(),
+        other => Err(bad(format!("the pickle is not a dict of tensors but {other:?}"))),
+    }
+}
+
+struct Unpickler<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    path: &'a Path,
+}
+
+impl Unpickler<'_> {
+    fn err(&self, m: impl std::fmt::Display) -> Error {
+        Error::file(self.path, format!("data.pkl at byte {}: {m}", self.pos))
+    }
+
+    fn take(&mut self, n: usize) -> Result<&[u8]> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end = end.ok_or_else(|| self.err("truncated pickle"))?;
+        let out = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn uint(&mut self, n: usize) -> Result<usize> {
+        let b = self.take(n)?;
+        Ok(b.iter().rev().fold(0usize, |acc, &x| (acc << 8) | x as usize))
+    }
+
+    fn line(&mut self) -> Result<String> {
+        let rest = &self.bytes[self.pos..];
+        let n = rest.iter().position(|&b| b == b'\n').ok_or_else(|| self.err("truncated"))?;
+        let s = String::from_utf8_lossy(&rest[..n]).into_owned();
+        self.pos += n + 1;
+        Ok(s)
+    }
+
+    fn string(&mut self, n: usize) -> Result<Value> {
+        let b = self.take(n)?.to_vec();
+        String::from_utf8(b).map(Value::Str).map_err(|_| self.err("invalid UTF-8 string"))
+    }
+
+    fn global(&self, module: &str, name: &str) -> Result<Value> {
+        ALLOWED
+            .iter()
+            .find(|(m, n, _)| *m == module && *n == name)
+            .map(|(_, _, tag)| Value::Global(tag))
+            .ok_or_else(|| self.err(format!("refusing unsupported global {module}.{name}")))
+    }
+
+    fn pop(&self, stack: &mut Vec<Value>) -> Result<Value> {
+        stack.pop().ok_or_else(|| self.err("stack underflow"))
+    }
+
+    fn pop_mark(&self, stack: &mut Vec<Value>) -> Result<Vec<Value>> {
+        let at = stack.iter().rposition(|v| matches!(v, Value::Mark));
+        let at = at.ok_or_else(|| self.err("no MARK on the stack"))?;
+        let items = stack.split_off(at + 1);
+        stack.pop();
+        Ok(items)
+    }
+
+    fn set_items(&self, stack: &mut [Value], items: Vec<Value>) -> Result<()> {
+        let Some(Value::Dict(dict)) = stack.last_mut() else {
+            return Err(self.err("SETITEM(S) on a non-dict"));
+        };
+        let mut it = items.into_iter();
+        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+            dict.push((k, v));
+        }
+        Ok(())
+    }
+
+    /// Interpret the pickle; `storage(key)` returns the raw bytes of `data/<key>`.
+    fn run(mut self, storage: &mut dyn FnMut(&str) -> Result<Vec<u8>>) -> Result<Value> {
+        let mut stack: Vec<Value> = Vec::new();
+        let mut memo: HashMap<usize, Value> = HashMap::new();
+        loop {
+            let op = self.take(1)?[0];
+            match op {
+                0x80 => drop(self.take(1)?),         // PROTO
+                0x95 => drop(self.take(8)?),         // FRAME
+                b'.' => return self.pop(&mut stack), // STOP
+                b'(' => stack.push(Value::Mark),
+                b'N' => stack.push(Value::None),
+                0x88 | 0x89 => stack.push(Value::Scalar),
+                b'K' => stack.push(Value::Int(self.uint(1)? as i64)),
+                b'M' => stack.push(Value::Int(self.uint(2)? as i64)),
+                b'J' => stack.push(Value::Int(self.uint(4)? as u32 as i32 as i64)),
+                0x8a => {
+                    // LONG1: little-endian two's complement of n <= 8 bytes.
+                    let n = self.uint(1)?;
+                    if n > 8 {
+                        return Err(self.err("integer too large"));
+                    }
+                    let b = self.take(n)?;
+                    let mut v = b.iter().rev().fold(0i64, |acc, &x| (acc << 8) | x as i64);
+                    if n > 0 && n < 8 && b[n - 1] & 0x80 != 0 {
+                        v -= 1i64 << (8 * n);
+                    }
+                    stack.push(Value::Int(v));
+                }
+                b'G' => {
+                    self.take(8)?;
+                    stack.push(Value::Scalar);
+                }
+                b'X' => {
+                    let n = self.uint(4)?;
+                    let v = self.string(n)?;
+                    stack.push(v);
+                }
+                0x8c => {
+                    let n = self.uint(1)?;
+                    let v = self.string(n)?;
+                    stack.push(v);
+                }
+                b'q' | b'r' | 0x94 => {
+                    let idx = match op {
+                        b'q' => self.uint(1)?,
+                        b'r' => self.uint(4)?,
+                        _ => memo.len(),
+                    };
+                    let top = stack.last().ok_or_else(|| self.err("PUT on empty stack"))?;
+                    memo.insert(idx, top.clone());
+                }
+                b'h' | b'j' => {
+                    let idx = if op == b'h' { self.uint(1)? } else { self.uint(4)? };
+                    let v = memo.get(&idx).ok_or_else(|| self.err("GET of an unknown memo"))?;
+                    stack.push(v.clone());
+                }
+                b'c' => {
+                    let (module, name) = (self.line()?, self.line()?);
+                    stack.push(self.global(&module, &name)?);
+                }
+                0x93 => {
+                    let name = self.pop(&mut stack)?;
+                    let module = self.pop(&mut stack)?;
+                    let (Value::Str(m), Value::Str(n)) = (module, name) else {
+                        return Err(self.err("STACK_GLOBAL needs two strings"));
+                    };
+                    stack.push(self.global(&m, &n)?);
+                }
+                b')' => stack.push(Value::Tuple(vec![])),
+                b't' => {
+                    let items = self.pop_mark(&mut stack)?;
+                    stack.push(Value::Tuple(items));
+                }
+                0x85..=0x87 => {
+                    let n = (op - 0x84) as usize;
+                    if stack.len() < n {
+                        return Err(self.err("stack underflow"));
+                    }
+                    let items = stack.split_off(stack.len() - n);
+                    stack.push(Value::Tuple(items));
+                }
+                b'}' => stack.push(Value::Dict(vec![])),
+                b's' => {
+                    let v = self.pop(&mut stack)?;
+                    let k = self.pop(&mut stack)?;
+                    self.set_items(&mut stack, vec![k, v])?;
+                }
+                b'u' => {
+                    let items = self.pop_mark(&mut stack)?;
+                    self.set_items(&mut stack, items)?;
+                }
+                b'Q' => {
+                    let pid = self.pop(&mut stack)?;
+                    stack.push(self.persistent(pid)?);
+                }
+                b'R' => {
+                    let args = self.pop(&mut stack)?;
+                    let func = self.pop(&mut stack)?;
+                    stack.push(self.reduce(func, args, storage)?);
+                }
+                b'b' => {
+                    // BUILD: only an OrderedDict's `_metadata` state, which is dropped.
+                    let _state = self.pop(&mut stack)?;
+                    if !matches!(stack.last(), Some(Value::Dict(_))) {
+                        return Err(self.err("BUILD on something other than an OrderedDict"));
+                    }
+                }
+                _ => return Err(self.err(format!("unsupported pickle opcode {op:#04x}"))),
+            }
+        }
+    }
+
+    /// `('storage', torch.FloatStorage, key, location, numel)`.
+    fn persistent(&self, pid: Value) -> Result<Value> {
+        if let Value::Tuple(items) = &pid {
+            if let [Value::Str(tag), Value::Global(kind), Value::Str(key), _, Value::Int(numel)] =
+                items.as_slice()
+            {
+                let elem = match *kind {
+                    "f32" => 4,
+                    "f64" => 8,
+                    _ => 0,
+                };
+                if tag == "storage" && elem > 0 && *numel >= 0 {
+                    return Ok(Value::Storage { elem, key: key.clone(), numel: *numel as usize });
+                }
+            }
+        }
+        Err(self.err(format!("unsupported persistent id {pid:?}")))
+    }
+
+    fn reduce(
+        &self,
+        func: Value,
+        args: Value,
+        storage: &mut dyn FnMut(&str) -> Result<Vec<u8>>,
+    ) -> Result<Value> {
+        let Value::Tuple(args) = args else {
+            return Err(self.err("REDUCE arguments are not a tuple"));
+        };
+        match func {
+            Value::Global("OrderedDict") if args.is_empty() => Ok(Value::Dict(vec![])),
+            Value::Global("rebuild") => self.rebuild_tensor(&args, storage),
+            other => Err(self.err(format!("refusing to call {other:?}"))),
+        }
+    }
+
+    /// `_rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata])`.
+    fn rebuild_tensor(
+        &self,
+        args: &[Value],
+        storage: &mut dyn FnMut(&str) -> Result<Vec<u8>>,
+    ) -> Result<Value> {
+        let ints = |v: &Value| -> Option<Vec<i64>> {
+            match v {
+                Value::Tuple(xs) => {
+                    xs.iter().map(|x| if let Value::Int(i) = x { Some(*i) } else { None }).collect()
+                }
+                _ => None,
+            }
+        };
+        let (Some(Value::Storage { elem, key, numel }), Some(Value::Int(offset))) =
+            (args.first(), args.get(1))
+        else {
+            return Err(self.err("_rebuild_tensor_v2 without a storage and offset"));
+        };
+        let shape = args.get(2).and_then(ints).ok_or_else(|| self.err("bad tensor size"))?;
+        let stride = args.get(3).and_then(ints).ok_or_else(|| self.err("bad tensor stride"))?;
+        if shape.len() != stride.len() || shape.iter().chain(&stride).any(|&x| x < 0) {
+            return Err(self.err(format!("bad size {shape:?} / stride {stride:?}")));
+        }
+        let bytes = storage(key)?;
+        if bytes.len() < numel * elem {
+            return Err(self.err(format!(
+                "storage data/{key} has {} bytes, expected {}",
+                bytes.len(),
+                numel * elem
+            )));
+        }
+        let count: i64 = shape.iter().product();
+        let mut data = Vec::with_capacity(count as usize);
+        let mut index = vec![0i64; shape.len()];
+        for _ in 0..count {
+            let at = *offset + index.iter().zip(&stride).map(|(i, s)| i * s).sum::<i64>();
+            if at < 0 || at as usize >= *numel {
+                return Err(self.err(format!("tensor reaches past storage data/{key}")));
+            }
+            let b = &bytes[at as usize * elem..(at as usize + 1) * elem];
+            data.push(match elem {
+                4 => f32::from_le_bytes(b.try_into().expect("4 bytes")),
+                _ => f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32,
+            });
+            for d in (0..shape.len()).rev() {
+                index[d] += 1;
+                if index[d] < shape[d] {
+                    break;
+                }
+                index[d] = 0;
+            }
+        }
+        Ok(Value::Tensor(PthTensor { shape, data }))
+    }
+}
+
+/// One reference SIREN: its image index, class label and flat parameters in our order
+/// (REFERENCE §1.4: `W0, b0, W1, b1, W2, b2`, weights `(out, in)` as stored).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReferenceInr {
+    /// Index into the concatenated torchvision train + test set (from `net<idx>.pth`).
+    pub idx: i64,
+    /// Class label (from the folder name `<prefix>_<digit>s`).
+    pub label: i64,
+    /// The flat parameters.
+    pub params: Vec<f32>,
+}
+
+/// Read the SIRENs of one copy from a reference folder (REFERENCE §6.1): `copy = None` reads the
+/// base fits in `randinit_smaller_<d>s/net<idx>.pth`, `Some(k)` the augmented copy
+/// `randinit_smaller_aug<k>_<d>s`. Only exact folder names match, so the base set does *not*
+/// pick up `_aug` folders (the intended behaviour; trap 5 describes the reference glob that does).
+/// Sorted by `idx`; every state dict must match `spec`'s shapes in key order.
+///
+/// # Errors
+/// [`Error::File`] naming the first unreadable or malformed file (or the folder);
+/// [`Error::Mismatch`] naming a file whose tensors do not have `spec`'s shapes.
+pub fn read_reference_inrs(
+    root: impl AsRef<Path>,
+    copy: Option<u32>,
+    spec: &nfn_weightspace::NetworkSpec,
+) -> Result<Vec<ReferenceInr>> {
+    let root = root.as_ref();
+    let prefix = match copy {
+        None => "randinit_smaller_".to_string(),
+        Some(k) => format!("randinit_smaller_aug{k}_"),
+    };
+    let mut shapes = Vec::new();
+    for layer in spec.layers() {
+        shapes.push(layer.weight_shape());
+        shapes.push(vec![layer.n_out]);
+    }
+    let list = |dir: &Path| -> Result<Vec<std::path::PathBuf>> {
+        let mut out = Vec::new();
+        let entries = std::fs::read_dir(dir).map_err(|e| Error::file(dir, format!("{e}")))?;
+        for entry in entries {
+            out.push(entry.map_err(|e| Error::file(dir, format!("{e}")))?.path());
+        }
+        out.sort();
+        Ok(out)
+    };
+    let mut inrs = Vec::new();
+    for dir in list(root)? {
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let digit = name.strip_prefix(&prefix).and_then(|r| r.strip_suffix('s'));
+        let Some(label) = digit.filter(|d| d.len() == 1).and_then(|d| d.parse::<i64>().ok()) else {
+            continue;
+        };
+        for file in list(&dir)? {
+            let fname = file.file_name().map(|n| n.to_string_lossy().into_owned());
+            let idx = fname
+                .as_deref()
+                .and_then(|n| n.strip_prefix("net"))
+                .and_then(|n| n.strip_suffix(".pth"))
+                .and_then(|n| n.parse::<i64>().ok());
+            let Some(idx) = idx else { continue };
+            let tensors = read_state_dict(&file)?;
+            let got: Vec<&Vec<i64>> = tensors.iter().map(|(_, t)| &t.shape).collect();
+            if got.len() != shapes.len() || got.iter().zip(&shapes).any(|(g, s)| *g != s) {
+                return Err(Error::mismatch(
+                    &file,
+                    format!("tensor shapes {got:?}, expected {shapes:?} (SIREN spec)"),
+                ));
+            }
+            let params = tensors.into_iter().flat_map(|(_, t)| t.data).collect();
+            inrs.push(ReferenceInr { idx, label, params });
+        }
+    }
+    inrs.sort_by_key(|r| r.idx);
+    Ok(inrs)
+}
