@@ -17,7 +17,8 @@ fn shipped_configs_are_valid() {
         .collect();
     files.sort();
     assert!(files.len() >= 4, "expected the shipped configs, found {files:?}");
-    let out = Command::new(env!("CARGO_BIN_EXE_nfn")).arg("check-config").args(&files).output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_nfn")).arg("check-config").args(&files).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -27,7 +28,8 @@ fn unknown_fields_are_refused() {
     let path = dir.path().join("bad.toml");
     let good = std::fs::read_to_string(configs_dir().join("fmnist_mlp.toml")).unwrap();
     std::fs::write(&path, good.replace("seed = 0", "seed = 0\nsede = 1")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_nfn")).arg("check-config").arg(&path).output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_nfn")).arg("check-config").arg(&path).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml") && err.contains("sede"), "{err}");

@@ -143,9 +143,7 @@ impl WeightSpaceFeatures {
     ///
     /// # Errors
     /// [`Error::Tch`] if a conversion fails.
-    pub fn to_ndarray<T: tch::kind::Element + Copy>(
-        &self,
-    ) -> Result<NdarrayParts<T>> {
+    pub fn to_ndarray<T: tch::kind::Element + Copy>(&self) -> Result<NdarrayParts<T>> {
         let conv =
             |ts: &[Tensor]| ts.iter().map(array_from_tensor::<T>).collect::<Result<Vec<_>>>();
         Ok((conv(self.weights())?, conv(self.biases())?))
