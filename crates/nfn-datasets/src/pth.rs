@@ -31,7 +31,11 @@ enum Value {
     Tuple(Vec<Value>),
     Dict(Vec<(Value, Value)>),
     Global(&'static str),
-    Storage { elem: usize, key: String, numel: usize },
+    Storage {
+        elem: usize,
+        key: String,
+        numel: usize,
+    },
     Tensor(PthTensor),
 }
 
