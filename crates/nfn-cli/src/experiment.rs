@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use nfn_datasets::{InrSet, InrSplit, Split};
+use nfn_datasets::{InrSet, InrSplit, Split, Standardization};
 use nft_model::{Batch, ModelConfig, TrainData, TrainerConfig};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -25,6 +25,10 @@ pub struct DataConfig {
     /// Train on the augmentation copies too (classify_siren: yes).
     #[serde(default)]
     pub use_copies: bool,
+    /// Standardise every weight position with training-set statistics (REFERENCE §3.5,
+    /// `normalize=true`; the reference uses it for the CNN zoo).
+    #[serde(default)]
+    pub standardize: bool,
 }
 
 fn default_eval_batch() -> i64 {
@@ -95,8 +99,10 @@ impl ExperimentConfig {
     }
 }
 
-/// The three splits of an INR set, loaded.
+/// The three splits of an INR set, loaded, with the standardisation to apply (if configured).
 pub struct Splits {
+    /// Per-position statistics of the training split, when `standardize` is set.
+    pub standardization: Option<Standardization>,
     /// Training INRs (with copies if configured).
     pub train: InrSplit,
     /// Validation INRs.
@@ -113,19 +119,34 @@ pub fn load_splits(cfg: &DataConfig) -> Result<Splits> {
     let set = InrSet::open(&cfg.inrs).with_context(|| {
         format!("opening the INR set {:?} (make it with `cargo xtask fit-inrs`)", cfg.inrs)
     })?;
+    let train = set.load(Split::Train, cfg.use_copies)?;
+    let standardization = if cfg.standardize { Some(train.standardization()?) } else { None };
     Ok(Splits {
-        train: set.load(Split::Train, cfg.use_copies)?,
+        standardization,
+        train,
         val: set.load(Split::Val, false)?,
         test: set.load(Split::Test, false)?,
     })
 }
 
-/// Evaluation batches of a split, in order, on `device`.
-pub fn eval_batches(split: &InrSplit, batch_size: i64, device: Device) -> Vec<Batch> {
+fn prepare(
+    ws: &nfn_weightspace::WeightSpaceFeatures,
+    std: Option<&Standardization>,
+) -> nfn_weightspace::WeightSpaceFeatures {
+    std.map_or_else(|| ws.shallow_clone(), |s| s.apply(ws))
+}
+
+/// Evaluation batches of a split, in order, standardised if `std` is given, on `device`.
+pub fn eval_batches(
+    split: &InrSplit,
+    batch_size: i64,
+    std: Option<&Standardization>,
+    device: Device,
+) -> Vec<Batch> {
     split
         .batches(batch_size, None, false)
         .map(|(ws, labels)| Batch {
-            inputs: ws.to_device(device),
+            inputs: prepare(&ws, std).to_device(device),
             targets: labels.to_device(device),
         })
         .collect()
@@ -135,6 +156,7 @@ pub fn eval_batches(split: &InrSplit, batch_size: i64, device: Device) -> Vec<Ba
 /// permutation seeded with `(seed, e)`, dropping the last partial batch.
 pub struct EpochBatches<'a> {
     split: &'a InrSplit,
+    std: Option<&'a Standardization>,
     batch_size: i64,
     seed: u64,
     device: Device,
@@ -142,9 +164,15 @@ pub struct EpochBatches<'a> {
 }
 
 impl<'a> EpochBatches<'a> {
-    /// Batches of `split`.
-    pub fn new(split: &'a InrSplit, batch_size: i64, seed: u64, device: Device) -> Self {
-        EpochBatches { split, batch_size, seed, device, epoch: None }
+    /// Batches of `split`, standardised if `std` is given.
+    pub fn new(
+        split: &'a InrSplit,
+        std: Option<&'a Standardization>,
+        batch_size: i64,
+        seed: u64,
+        device: Device,
+    ) -> Self {
+        EpochBatches { split, std, batch_size, seed, device, epoch: None }
     }
 
     /// Full batches per epoch.
@@ -171,7 +199,7 @@ impl TrainData for EpochBatches<'_> {
         let wsfeat =
             self.split.features(&idx).map_err(|e| nft_model::Error::Config(e.to_string()))?;
         Ok(Batch {
-            inputs: wsfeat.to_device(self.device),
+            inputs: prepare(&wsfeat, self.std).to_device(self.device),
             targets: self.split.labels.index_select(0, &idx).to_device(self.device),
         })
     }

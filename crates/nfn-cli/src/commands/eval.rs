@@ -25,7 +25,12 @@ pub fn run(args: &Args) -> Result<()> {
     let mut vs = VarStore::new(device);
     let model = cfg.model.build(&vs.root(), &splits.train.spec, num_classes)?;
     load_model(&mut vs, &run.best()).with_context(|| format!("loading {:?}", run.best()))?;
-    let test = eval_batches(&splits.test, cfg.data.eval_batch_size, device);
+    let test = eval_batches(
+        &splits.test,
+        cfg.data.eval_batch_size,
+        splits.standardization.as_ref(),
+        device,
+    );
     let metrics = evaluate(model.as_ref(), &test, cfg.trainer.objective);
     println!(
         "{}: test accuracy {:.2}%, loss {:.4}, on {} INRs",

@@ -152,7 +152,8 @@ pub fn pretrain(config: &Path, runs: &Path) -> Result<PathBuf> {
     let eval_bs = cfg.data.eval_batch_size;
     let val = feature_batches(&val_split, cfg.data.val_limit, eval_bs, device)?;
     let test = feature_batches(&test_split, None, eval_bs, device)?;
-    let mut data = EpochBatches::new(&train_split, cfg.data.batch_size, cfg.trainer.seed, device);
+    let mut data =
+        EpochBatches::new(&train_split, None, cfg.data.batch_size, cfg.trainer.seed, device);
     eprintln!(
         "nfn: pretraining {} ({MODEL_NAME}, {:.2} M params) on {} / {} / {} INRs, {} steps x {}, on {device:?}",
         cfg.name,

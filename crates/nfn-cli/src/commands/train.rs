@@ -66,9 +66,11 @@ pub fn train_experiment(config: &Path, runs: &Path) -> Result<PathBuf> {
     let mut vs = VarStore::new(device);
     let model = cfg.model.build(&vs.root(), &spec, num_classes)?;
     let params: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
-    let val = eval_batches(&splits.val, cfg.data.eval_batch_size, device);
-    let test = eval_batches(&splits.test, cfg.data.eval_batch_size, device);
-    let mut data = EpochBatches::new(&splits.train, cfg.data.batch_size, cfg.trainer.seed, device);
+    let std = splits.standardization.as_ref();
+    let val = eval_batches(&splits.val, cfg.data.eval_batch_size, std, device);
+    let test = eval_batches(&splits.test, cfg.data.eval_batch_size, std, device);
+    let mut data =
+        EpochBatches::new(&splits.train, std, cfg.data.batch_size, cfg.trainer.seed, device);
     eprintln!(
         "nfn: training {} ({}, {:.2} M params) on {} / {} / {} INRs, {} steps x {}, {} steps per epoch, on {:?}",
         cfg.name,
