@@ -18,12 +18,17 @@ use tch::{nn, Device, Kind, Tensor};
 /// The configurations of `shared/notes/reference-bench.md`, all on SIREN 2-32-32-1 weights.
 pub const CONFIGS: [&str; 6] = ["hnp512", "np512", "hnp128", "np128", "attention", "nft_block"];
 
+/// A forward pass (`train` flag in, output out).
+type ForwardFn = Box<dyn Fn(bool) -> Tensor>;
+/// A scalar loss of the forward pass's output.
+type LossFn = Box<dyn Fn(&Tensor) -> Tensor>;
+
 /// A model under test: forward (eval, no grad) and a scalar training loss.
 pub struct Bench {
     /// The variables (for parameter counts and zeroing gradients).
     pub vs: nn::VarStore,
-    forward: Box<dyn Fn(bool) -> Tensor>,
-    loss: Box<dyn Fn(&Tensor) -> Tensor>,
+    forward: ForwardFn,
+    loss: LossFn,
 }
 
 impl Bench {
@@ -92,8 +97,7 @@ pub fn build(name: &str, b: i64) -> Option<Bench> {
     let vs = nn::VarStore::new(device);
     let spec = NetworkSpec::siren(1);
     let root = vs.root();
-    let (forward, loss): (Box<dyn Fn(bool) -> Tensor>, Box<dyn Fn(&Tensor) -> Tensor>) = match name
-    {
+    let (forward, loss): (ForwardFn, LossFn) = match name {
         "hnp512" | "np512" | "hnp128" | "np128" => {
             let kind = if name.starts_with("hnp") { NfnLayerKind::Hnp } else { NfnLayerKind::Np };
             let width = if name.ends_with("512") { 512 } else { 128 };

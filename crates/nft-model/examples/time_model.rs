@@ -24,7 +24,7 @@ fn main() -> anyhow::Result<()> {
     let ys = Tensor::randint(10, [b], (Kind::Int64, Device::Cpu));
     for i in 0..4 {
         let t = Instant::now();
-        tch::no_grad(|| model.forward_t(&xs, false));
+        let _ = tch::no_grad(|| model.forward_t(&xs, false));
         let fwd = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
         model.forward_t(&xs, true).cross_entropy_for_logits(&ys).backward();

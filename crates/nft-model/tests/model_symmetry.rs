@@ -119,7 +119,7 @@ proptest! {
                 fourier: fourier.clone(), hidden: 6, extra_layers: 1, out_scale: 1.0, ..Default::default()
             }).unwrap()),
             Box::new(TransferNet::new(&(vs.root() / "np"), &spec, &TransferNetConfig {
-                layer: NfnLayerKind::Np, fourier, hidden: 6, extra_layers: 1, out_scale: 1.0, ..Default::default()
+                layer: NfnLayerKind::Np, fourier, hidden: 6, extra_layers: 1, out_scale: 1.0
             }).unwrap()),
         ];
         vs.double();
