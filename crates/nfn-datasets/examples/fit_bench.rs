@@ -1,6 +1,7 @@
 //! Time batched SIREN fitting on FashionMNIST training images and report INRs/s and PSNR.
 //! Prints one markdown row: n, chunk, steps, lr, final factor, target, INRs/s (wall), mean and min
-//! PSNR, mean steps, seconds, INRs per CPU-second, and the 1-minute load average at the end.
+//! PSNR, mean steps, seconds, INRs per CPU-second, and the 1-minute load average at the end, then
+//! the main figures as one JSON line.
 //!
 //! `cargo run --release -p nfn-datasets --example fit_bench -- [n=256] [steps=1000] [lr=1e-3]
 //!  [final=1.0] [target=40] [chunk=256] [threads=2]`
@@ -60,6 +61,11 @@ fn main() -> Result<()> {
         n as f64 / secs,
         n as f64 / cpu,
         std::fs::read_to_string("/proc/loadavg")?.split(' ').next().unwrap_or("?").parse::<f64>()?
+    );
+    // The same as one JSON line, for `cargo xtask bench fit`.
+    println!(
+        "{{\"mode\": \"ours\", \"n\": {n}, \"steps\": {mean_steps:.1}, \"seconds\": {secs}, \"inrs_per_s\": {}, \"mean_psnr\": {mean}, \"min_psnr\": {min}}}",
+        n as f64 / secs
     );
     Ok(())
 }

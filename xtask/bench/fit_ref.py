@@ -1,0 +1,110 @@
+"""Side-by-side SIREN fitting benchmark, PyTorch side (run by `cargo xtask bench fit`).
+
+    .venv/bin/python xtask/bench/fit_ref.py <mode: loop|vmap> <n> <steps> [lr]
+
+Fits SIRENs 2-32-32-1 (omega_0 = 30, the reference init, REFERENCE §6.1) to the first n FashionMNIST
+training images scaled to [-1, 1], full batch over the 28x28 grid, Adam, and prints one JSON line:
+{"mode", "n", "steps", "seconds", "inrs_per_s", "mean_psnr", "min_psnr"}. PSNR is on the [-1, 1]
+range (10 log10(4 / mse)). "loop" fits one plain nn.Module at a time; "vmap" fits all n at once with
+torch.func.stack_module_state + vmap(functional_call), each SIREN with its own loss term and Adam state.
+"""
+import copy
+import gzip
+import json
+import math
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+torch.set_num_threads(2)
+OMEGA0 = 30.0
+
+
+def images(n):
+    with gzip.open("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") as f:
+        data = np.frombuffer(f.read(), dtype=np.uint8, offset=16).reshape(-1, 28 * 28)[:n]
+    return torch.tensor(data, dtype=torch.float32) / 255.0 * 2.0 - 1.0  # [n, 784]
+
+
+class Siren(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.l0, self.l1, self.l2 = nn.Linear(2, 32), nn.Linear(32, 32), nn.Linear(32, 1)
+        with torch.no_grad():
+            self.l0.weight.uniform_(-1 / 2, 1 / 2)
+            for layer in (self.l1, self.l2):
+                bound = math.sqrt(6 / 32) / OMEGA0
+                layer.weight.uniform_(-bound, bound)
+
+    def forward(self, x):
+        x = torch.sin(OMEGA0 * self.l0(x))
+        x = torch.sin(OMEGA0 * self.l1(x))
+        return self.l2(x).squeeze(-1)
+
+
+def grid():
+    r = torch.linspace(-1, 1, 28)
+    rr, cc = torch.meshgrid(r, r, indexing="ij")
+    return torch.stack([rr.reshape(-1), cc.reshape(-1)], dim=1)  # [784, 2]
+
+
+def psnr(mse):
+    return 10 * math.log10(4.0 / max(mse, 1e-20))
+
+
+def fit_loop(targets, steps, lr):
+    xs, out = grid(), []
+    for t in targets:
+        model = Siren()
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            loss = ((model(xs) - t) ** 2).mean()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            out.append(psnr(((model(xs) - t) ** 2).mean().item()))
+    return out
+
+
+def fit_vmap(targets, steps, lr):
+    from torch.func import functional_call, stack_module_state, vmap
+
+    xs = grid()
+    models = [Siren() for _ in range(len(targets))]
+    params, buffers = stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")
+    params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+    opt = torch.optim.Adam(params.values(), lr=lr)
+
+    def one(p, b, x):
+        return functional_call(base, (p, b), (x,))
+
+    batched = vmap(one, in_dims=(0, 0, None))
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        mse = ((batched(params, buffers, xs) - targets) ** 2).mean(dim=1)
+        mse.sum().backward()
+        opt.step()
+    with torch.no_grad():
+        mse = ((batched(params, buffers, xs) - targets) ** 2).mean(dim=1)
+    return [psnr(m) for m in mse.tolist()]
+
+
+def main():
+    mode, n, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    lr = float(sys.argv[4]) if len(sys.argv) > 4 else 1e-3
+    torch.manual_seed(0)
+    targets = images(n)
+    start = time.perf_counter()
+    values = fit_loop(targets, steps, lr) if mode == "loop" else fit_vmap(targets, steps, lr)
+    seconds = time.perf_counter() - start
+    print(json.dumps({"mode": mode, "n": n, "steps": steps, "seconds": seconds, "inrs_per_s": n / seconds,
+                      "mean_psnr": sum(values) / len(values), "min_psnr": min(values)}))
+
+
+if __name__ == "__main__":
+    main()
