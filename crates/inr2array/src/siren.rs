@@ -6,28 +6,16 @@ use tch::{Device, Kind, Tensor};
 use crate::error::Result;
 
 /// The SIREN frequency factor ω0.
-pub const OMEGA0: f64 = 30.0;
+pub const OMEGA0: f64 = nfn_weightspace::SIREN_OMEGA0;
 
-/// `n` SIRENs of `spec` with the reference init, drawn from LibTorch's global generator: first
-/// layer `U(-1/in, 1/in)`, later layers `U(-sqrt(6/in)/ω0, sqrt(6/in)/ω0)`, biases PyTorch's
-/// default `U(-1/sqrt(in), 1/sqrt(in))`.
+/// `n` SIRENs of `spec` with the reference init ([`nfn_weightspace::siren_init`]), seeded from
+/// LibTorch's global generator (so `tch::manual_seed` makes them reproducible).
 ///
 /// # Shapes
 /// `W_l` `[n, 1, n_out, n_in]`, `b_l` `[n, 1, n_out]`
 pub fn siren_init(spec: &NetworkSpec, n: i64, options: (Kind, Device)) -> WeightSpaceFeatures {
-    let uniform = |shape: &[i64], bound: f64| Tensor::empty(shape, options).uniform_(-bound, bound);
-    let (weights, biases) = spec
-        .layers()
-        .iter()
-        .enumerate()
-        .map(|(l, layer)| {
-            let fan_in = layer.n_in as f64;
-            let bound = if l == 0 { 1.0 / fan_in } else { (6.0 / fan_in).sqrt() / OMEGA0 };
-            let w = uniform(&[n, 1, layer.n_out, layer.n_in], bound);
-            (w, uniform(&[n, 1, layer.n_out], 1.0 / fan_in.sqrt()))
-        })
-        .unzip();
-    WeightSpaceFeatures::from_parts_unchecked(weights, biases)
+    let seed = Tensor::randint(i64::MAX, [1], (Kind::Int64, Device::Cpu)).int64_value(&[0]) as u64;
+    nfn_weightspace::siren_init(spec, n, seed).map(|t| t.to_kind(options.0).to_device(options.1))
 }
 
 /// Render SIRENs on the full `h x w` grid: the reconstruction target (REFERENCE §5.3, trap 17).

@@ -6,9 +6,6 @@
 //! own gradient, and Adam is elementwise, so each has its own Adam state. With a PSNR target, a SIREN
 //! that reaches it stops updating and leaves the batch.
 
-use rand::distributions::{Distribution, Uniform};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
@@ -17,7 +14,7 @@ use nfn_weightspace::{pixel_grid, NetworkSpec, WeightSpaceFeatures};
 use crate::error::{Error, Result};
 
 /// The SIREN frequency factor ω0 of the reference INR data sets.
-pub const OMEGA0: f64 = 30.0;
+pub const OMEGA0: f64 = nfn_weightspace::SIREN_OMEGA0;
 /// Hidden width of the reference SIREN.
 pub const SIREN_HIDDEN: i64 = 32;
 const ADAM_BETA1: f64 = 0.9;
@@ -116,30 +113,10 @@ pub fn psnr_from_mse(mse: f64) -> f64 {
     10.0 * (4.0 / mse).log10()
 }
 
-/// Freshly initialised SIRENs 2 → 32 → 32 → `c_out` (REFERENCE §6.1): first layer `U(-1/in, 1/in)`,
-/// later layers `U(-sqrt(6/in)/ω0, sqrt(6/in)/ω0)`, biases `U(-1/sqrt(in), 1/sqrt(in))`. Returns
-/// `[n, 1, ...]` f32 features, deterministic in `seed`.
+/// Freshly initialised SIRENs 2 → 32 → 32 → `c_out` with the reference init
+/// ([`nfn_weightspace::siren_init`]), `[n, 1, ...]` f32, deterministic in `seed`.
 pub fn siren_init(n: i64, c_out: i64, seed: u64) -> WeightSpaceFeatures {
-    let spec = NetworkSpec::siren(c_out);
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut sample = |shape: &[i64], bound: f64| {
-        let len: i64 = shape.iter().product();
-        let dist = Uniform::new_inclusive(-bound as f32, bound as f32);
-        let data: Vec<f32> = (0..len).map(|_| dist.sample(&mut rng)).collect();
-        Tensor::from_slice(&data).reshape(shape)
-    };
-    let (weights, biases) = spec
-        .layers()
-        .iter()
-        .enumerate()
-        .map(|(l, layer)| {
-            let fan_in = layer.n_in as f64;
-            let w_bound = if l == 0 { 1.0 / fan_in } else { (6.0 / fan_in).sqrt() / OMEGA0 };
-            let w = sample(&[n, 1, layer.n_out, layer.n_in], w_bound);
-            (w, sample(&[n, 1, layer.n_out], 1.0 / fan_in.sqrt()))
-        })
-        .unzip();
-    WeightSpaceFeatures::from_parts_unchecked(weights, biases)
+    nfn_weightspace::siren_init(&NetworkSpec::siren(c_out), n, seed)
 }
 
 /// Preallocated `[n_max, p, 32]` activations: the step allocates no large tensors (page faults

@@ -2,11 +2,48 @@
 //!
 //! SIRENs follow REFERENCE §5.2: `h = sin(ω0 (W x + b))` for every layer but the last, which is linear.
 
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rand_distr::{Distribution, Uniform};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
 use crate::features::WeightSpaceFeatures;
+use crate::spec::NetworkSpec;
+
+/// The SIREN frequency factor ω0 of the reference INR data sets.
+pub const SIREN_OMEGA0: f64 = 30.0;
+
+/// `n` freshly initialised SIRENs of `spec` with the reference init (REFERENCE §6.1): first layer
+/// `U(-1/in, 1/in)`, later layers `U(-sqrt(6/in)/ω0, sqrt(6/in)/ω0)`, biases PyTorch's default
+/// `U(-1/sqrt(in), 1/sqrt(in))`. Deterministic in `seed` (LibTorch's generator is not used).
+///
+/// # Shapes
+/// `W_l` `[n, 1, n_out, n_in]`, `b_l` `[n, 1, n_out]`, f32 on the CPU.
+pub fn siren_init(spec: &NetworkSpec, n: i64, seed: u64) -> WeightSpaceFeatures {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut sample = |shape: &[i64], bound: f64| {
+        let len: i64 = shape.iter().product();
+        let dist = Uniform::new_inclusive(-bound as f32, bound as f32);
+        let data: Vec<f32> = (0..len).map(|_| dist.sample(&mut rng)).collect();
+        Tensor::from_slice(&data).reshape(shape)
+    };
+    let (weights, biases) = spec
+        .layers()
+        .iter()
+        .enumerate()
+        .map(|(l, layer)| {
+            let fan_in = (layer.n_in * layer.filter_factor()) as f64;
+            let w_bound = if l == 0 { 1.0 / fan_in } else { (6.0 / fan_in).sqrt() / SIREN_OMEGA0 };
+            let mut shape = vec![n, 1];
+            shape.extend(layer.weight_shape());
+            let w = sample(&shape, w_bound);
+            (w, sample(&[n, 1, layer.n_out], 1.0 / fan_in.sqrt()))
+        })
+        .unzip();
+    WeightSpaceFeatures::from_parts_unchecked(weights, biases)
+}
 
 /// The hidden-layer non-linearity of the processed networks (the last layer is always linear).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -24,7 +61,7 @@ pub enum Activation {
 
 impl Activation {
     /// The SIREN activation with `omega0 = 30`.
-    pub const SIREN: Activation = Activation::Sine { omega0: 30.0 };
+    pub const SIREN: Activation = Activation::Sine { omega0: SIREN_OMEGA0 };
 
     /// Apply to a tensor.
     pub fn apply(&self, xs: &Tensor) -> Tensor {

@@ -20,6 +20,8 @@ pub mod testing;
 
 pub use error::{Error, Result};
 pub use features::{fold, unfold, WeightSpaceFeatures};
-pub use function::{evaluate, evaluate_cnn, evaluate_mlp, pixel_grid, Activation};
+pub use function::{
+    evaluate, evaluate_cnn, evaluate_mlp, pixel_grid, siren_init, Activation, SIREN_OMEGA0,
+};
 pub use permutation::NeuronPermutation;
 pub use spec::{LayerSpec, NetworkSpec};

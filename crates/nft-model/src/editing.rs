@@ -3,9 +3,8 @@
 
 use nfn_layers::{
     GaussianFourierConfig, GaussianFourierFeatures, HnpLinear, HnpLinearConfig, IoSinusoidalConfig,
-    IoSinusoidalEncoding, LearnedPosEmbedding, LearnedPosEmbeddingConfig, LearnedScale,
-    LearnedScaleConfig, NftBlock, NftBlockConfig, NpLinear, NpLinearConfig, Pointwise,
-    PointwiseConfig, WsActivation, WsModuleT, WsSequential,
+    IoSinusoidalEncoding, LearnedScale, LearnedScaleConfig, NftBlockConfig, NpLinear,
+    NpLinearConfig, Pointwise, PointwiseConfig, WsActivation, WsModuleT, WsSequential,
 };
 use nfn_weightspace::{NetworkSpec, WeightSpaceFeatures};
 use serde::{Deserialize, Serialize};
@@ -156,8 +155,6 @@ impl NftEditor {
         let fourier =
             GaussianFourierConfig { in_channels: 1, mapping_size: c / 2, scale: cfg.fourier_scale };
         delta.push(Box::new(GaussianFourierFeatures::new(&(vs / "input"), spec, &fourier)?));
-        let pos = LearnedPosEmbeddingConfig { channels: c };
-        delta.push(Box::new(LearnedPosEmbedding::new(&(vs / "pos_embed"), spec, &pos)?));
         let block = NftBlockConfig {
             channels: c,
             num_heads: cfg.num_heads,
@@ -165,9 +162,7 @@ impl NftEditor {
             dropout: cfg.dropout,
             share_projections: !spec.is_cnn(),
         };
-        for i in 0..cfg.num_blocks {
-            delta.push(Box::new(NftBlock::new(&(vs / format!("block{i}")), spec, &block)?));
-        }
+        crate::nft::push_nft_trunk(&mut delta, vs, spec, &block, cfg.num_blocks)?;
         let out = PointwiseConfig { c_in: c, c_out: 1 };
         delta.push(Box::new(Pointwise::new(&(vs / "out"), spec, &out)?));
         let scale = LearnedScaleConfig { init_scale: cfg.out_scale };

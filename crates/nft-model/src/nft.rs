@@ -105,6 +105,26 @@ impl NftModelConfig {
     }
 }
 
+/// Append the learned positional embedding (§2.5) and `num_blocks` NFT blocks (§4.3) to `trunk`,
+/// under `vs / "pos_embed"` and `vs / "block<i>"`.
+///
+/// # Errors
+/// [`Error::Layers`] if a layer does not fit the spec.
+pub fn push_nft_trunk(
+    trunk: &mut WsSequential,
+    vs: &nn::Path,
+    spec: &NetworkSpec,
+    block: &NftBlockConfig,
+    num_blocks: usize,
+) -> Result<()> {
+    let pos = LearnedPosEmbeddingConfig { channels: block.channels };
+    trunk.push(Box::new(LearnedPosEmbedding::new(&(vs / "pos_embed"), spec, &pos)?));
+    for i in 0..num_blocks {
+        trunk.push(Box::new(NftBlock::new(&(vs / format!("block{i}")), spec, block)?));
+    }
+    Ok(())
+}
+
 /// Encoding → positional embedding → NFT blocks → invariant read-out → MLP.
 #[derive(Debug)]
 pub struct NftModel {
@@ -128,18 +148,17 @@ impl NftModel {
     ) -> Result<Self> {
         let c = cfg.channels;
         let mut trunk = WsSequential::new();
-        match cfg.input {
+        let input: Box<dyn WsModuleT> = match cfg.input {
             NftInput::Pointwise => {
                 let pcfg = PointwiseConfig { c_in: 1, c_out: c };
-                trunk.push(Box::new(Pointwise::new(&(vs / "input"), spec, &pcfg)?));
+                Box::new(Pointwise::new(&(vs / "input"), spec, &pcfg)?)
             }
             NftInput::Fourier { scale } => {
                 let fcfg = GaussianFourierConfig { in_channels: 1, mapping_size: c / 2, scale };
-                trunk.push(Box::new(GaussianFourierFeatures::new(&(vs / "input"), spec, &fcfg)?));
+                Box::new(GaussianFourierFeatures::new(&(vs / "input"), spec, &fcfg)?)
             }
-        }
-        let pos = LearnedPosEmbeddingConfig { channels: c };
-        trunk.push(Box::new(LearnedPosEmbedding::new(&(vs / "pos_embed"), spec, &pos)?));
+        };
+        trunk.push(input);
         let block = NftBlockConfig {
             channels: c,
             num_heads: cfg.num_heads,
@@ -147,9 +166,7 @@ impl NftModel {
             dropout: cfg.dropout,
             share_projections: !spec.is_cnn(),
         };
-        for i in 0..cfg.num_blocks {
-            trunk.push(Box::new(NftBlock::new(&(vs / format!("block{i}")), spec, &block)?));
-        }
+        push_nft_trunk(&mut trunk, vs, spec, &block, cfg.num_blocks)?;
         let (readout, width, mean_latents): (Box<dyn WsReadoutT>, i64, bool) = match &cfg.readout {
             NftReadout::CrossAttention { num_latents, latent_dim } => {
                 let rcfg = CrossAttnReadoutConfig {

@@ -48,7 +48,8 @@ struct Record {
     params: i64,
 }
 
-fn measure(cmd: &mut Command) -> Result<Record> {
+/// Run `cmd` and parse the JSON record on the last line of its output.
+fn measure<T: serde::de::DeserializeOwned>(cmd: &mut Command) -> Result<T> {
     let line = format!("{cmd:?}");
     let out = cmd.current_dir(root()).output().with_context(|| format!("starting {line}"))?;
     if !out.status.success() {
@@ -92,17 +93,17 @@ fn run_fit(args: &Args) -> Result<()> {
     ]))?;
     let python = root().join(".venv/bin/python");
     let (n, steps) = (args.fit_n, args.fit_steps);
-    let ours = measure_fit(
+    let ours = measure::<FitRecord>(
         Command::new(root().join("target/release/examples/fit_bench")).arg(format!("n={n}")),
     )?;
-    let vmap = measure_fit(Command::new(&python).args([
+    let vmap = measure::<FitRecord>(Command::new(&python).args([
         "xtask/bench/fit_ref.py",
         "vmap",
         &n.to_string(),
         &steps.to_string(),
     ]))?;
     let n_loop = (n / 16).max(2);
-    let single = measure_fit(Command::new(&python).args([
+    let single = measure::<FitRecord>(Command::new(&python).args([
         "xtask/bench/fit_ref.py",
         "loop",
         &n_loop.to_string(),
@@ -139,17 +140,6 @@ fn run_fit(args: &Args) -> Result<()> {
     std::fs::write(&path, md).with_context(|| format!("writing {path:?}"))?;
     eprintln!("xtask: wrote {}", path.display());
     Ok(())
-}
-
-fn measure_fit(cmd: &mut Command) -> Result<FitRecord> {
-    let line = format!("{cmd:?}");
-    let out = cmd.current_dir(root()).output().with_context(|| format!("starting {line}"))?;
-    if !out.status.success() {
-        bail!("{line} failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).with_context(|| format!("parsing the output of {line}: {stdout}"))
 }
 
 /// Run the benchmark.
@@ -189,12 +179,12 @@ pub fn run(args: &Args) -> Result<()> {
     for config in &args.configs {
         for &b in &args.batches {
             let iters = args.iters.to_string();
-            let ours =
+            let ours: Record =
                 measure(Command::new(&ours_bin).args([config.as_str(), &b.to_string(), &iters]))?;
             let reference = if args.no_reference {
                 None
             } else {
-                Some(measure(Command::new(&python).args([
+                Some(measure::<Record>(Command::new(&python).args([
                     "xtask/bench/layers_ref.py",
                     config,
                     &b.to_string(),
