@@ -21,6 +21,12 @@ fn inputs(spec: &NetworkSpec, seed: u64) -> Tensor {
 
 const ACTIVATIONS: [Activation; 3] = [Activation::Relu, Activation::Tanh, Activation::SIREN];
 
+/// Relative tolerance for comparing network outputs in f64. Permuting neurons reorders sums, so
+/// outputs differ by rounding only; but `sin(30 x)` on N(0, 1) weights multiplies rounding errors by
+/// roughly `30 * |W|` per layer (up to ~1e2), so after up to 5 layers ~1e-16 grows to ~1e-8.
+/// A real symmetry violation changes outputs by O(1).
+const FUNCTION_TOL: f64 = 1e-6;
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
@@ -35,7 +41,7 @@ proptest! {
         prop_assert_eq!(before.size(), vec![3, xs.size()[0], spec.n_out()]);
         let diff = (&before - &after).abs().max().double_value(&[]);
         let scale = before.abs().max().double_value(&[]).max(1.0);
-        prop_assert!(diff <= TOL_F64 * scale, "function changed by {diff:e}");
+        prop_assert!(diff <= FUNCTION_TOL * scale, "function changed by {diff:e}");
     }
 
     #[test]
