@@ -158,9 +158,9 @@ pub fn run(args: &Args) -> Result<()> {
         "--package",
         "nfn-bench",
         "--bin",
-        "bench-layers",
+        "bench_layers",
     ]))?;
-    let ours_bin = root().join("target/release/bench-layers");
+    let ours_bin = root().join("target/release/bench_layers");
     let python = root().join(".venv/bin/python");
     let mut md = String::new();
     let _ = writeln!(

@@ -1,5 +1,5 @@
 //! One layer configuration per process, for `cargo xtask bench layers`:
-//! `bench-layers <config> <batch> <iters>` prints one JSON line with the median forward and
+//! `bench_layers <config> <batch> <iters>` prints one JSON line with the median forward and
 //! forward+backward times and the process's peak memory.
 
 use anyhow::{bail, Result};
@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let [_, config, batch, iters] = args.as_slice() else {
-        bail!("usage: bench-layers <{}> <batch> <iters>", nfn_bench::CONFIGS.join("|"));
+        bail!("usage: bench_layers <{}> <batch> <iters>", nfn_bench::CONFIGS.join("|"));
     };
     let (b, iters): (i64, usize) = (batch.parse()?, iters.parse()?);
     let Some(bench) = nfn_bench::build(config, b) else { bail!("unknown config {config}") };

@@ -67,7 +67,7 @@ pub struct Args {
     /// Folder of the image files (default: the data set's usual place).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Output folder (default: data/inrs/<dataset>).
+    /// Output folder (default: `data/inrs/<dataset>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Keep the first N training images and the same fraction of validation and test images.
