@@ -32,6 +32,8 @@ enum Command {
     FitInrs(commands::fit_inrs::Args),
     /// Rebuild docs/results/*.md from the runs on disk.
     Tables(commands::tables::Args),
+    /// PNG of Inr2Array reconstructions of a pretraining run (through `nfn show`).
+    Show(commands::show::Args),
     /// Side-by-side benchmarks against the PyTorch reference (`layers`, `fit`).
     Bench(commands::bench::Args),
     /// Download a data set into data/ (resumable, verified): mnist, cifar10, siren-*, cnn-zoo-*.
@@ -47,6 +49,7 @@ fn main() -> Result<()> {
         Command::Eval(args) => commands::eval::run(&args),
         Command::FitInrs(args) => commands::fit_inrs::run(&args),
         Command::Tables(args) => commands::tables::run(&args),
+        Command::Show(args) => commands::show::run(&args),
         Command::Bench(args) => commands::bench::run(&args),
         Command::Download(args) => commands::download::run(&args),
     }

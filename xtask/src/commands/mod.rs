@@ -6,6 +6,7 @@ pub mod eval;
 pub mod fit_inrs;
 pub mod nfn;
 pub mod setup;
+pub mod show;
 pub mod tables;
 pub mod test;
 pub mod train;
