@@ -83,11 +83,16 @@ fn render(task: &str, rows: &[&Summary]) -> String {
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | **{:.1}** | {} | {} / {} / {} | {} x {} | {:.2} M | {:.1} min | {} | {} |",
+            "| {} | {} | {} | **{}** | {} | {} / {} / {} | {} x {} | {:.2} M | {:.1} min | {} | {} |",
             r.experiment,
             r.dataset,
             r.model,
-            r.test_metric,
+            // Accuracies in % read well with one decimal; errors such as an MSE need more.
+            if r.test_metric.abs() < 1.0 {
+                format!("{:.4}", r.test_metric)
+            } else {
+                format!("{:.1}", r.test_metric)
+            },
             paper,
             r.train_networks,
             r.val_networks,
