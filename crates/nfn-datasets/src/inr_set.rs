@@ -8,6 +8,10 @@
 //!
 //! Splits follow REFERENCE §6.1: contiguous index ranges of the image set; extra copies (SIRENs
 //! fitted from other random initialisations) exist for training images only.
+//!
+//! Sets converted from elsewhere ([`crate::convert`], e.g. the reference `.pth` folders) use the same
+//! files. Their manifest has a `source` and no `fit`; their shards hold increasing but not
+//! necessarily contiguous image indices (see [`ShardInfo`]), and no fitting PSNR (NaN).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -111,6 +115,9 @@ impl SplitRanges {
 }
 
 /// One planned shard: the SIRENs of images `[start, start + len)` of one split and copy.
+///
+/// In a converted set (the manifest has a [`InrSetManifest::source`]) a shard holds `len` INRs of
+/// increasing image indices starting at `start`, with gaps where the source has no INR.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShardInfo {
@@ -124,7 +131,7 @@ pub struct ShardInfo {
     pub start: i64,
     /// Number of images.
     pub len: i64,
-    /// Seed of this shard's SIREN initialisation.
+    /// Seed of this shard's SIREN initialisation (0 in a converted set).
     pub seed: u64,
 }
 
@@ -140,8 +147,10 @@ pub struct InrSetManifest {
     pub spec: NetworkSpec,
     /// One image's shape `[c, h, w]`.
     pub image_shape: [i64; 3],
-    /// How the SIRENs were fitted (`seed` is the base seed; shards have their own).
-    pub fit: SirenFitConfig,
+    /// How the SIRENs were fitted (`seed` is the base seed; shards have their own); `None` for a
+    /// set converted from elsewhere (see `source`), where the fitting is not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<SirenFitConfig>,
     /// Image index ranges of the splits.
     pub splits: SplitRanges,
     /// Extra copies of each training image.
@@ -150,6 +159,27 @@ pub struct InrSetManifest {
     pub counts: [i64; 3],
     /// Every shard, in writing order.
     pub shards: Vec<ShardInfo>,
+    /// Where a converted set's INRs came from; `None` for sets fitted by [`write_inr_set`] (and
+    /// absent from manifests written before the field existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<InrSource>,
+}
+
+/// The origin of a converted INR set (see [`crate::convert`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InrSource {
+    /// The source format, e.g. [`crate::convert::REFERENCE_PTH_FORMAT`].
+    pub format: String,
+    /// The folder or file the INRs were read from, as given (informational: a resumed conversion
+    /// may name it differently).
+    pub from: String,
+    /// CRC-32 of the listing (copy, image index, label of every INR, in shard order): a resumed
+    /// conversion refuses a source that changed.
+    pub listing_crc32: u32,
+    /// Extra-copy INRs left out because their image is not a training image (REFERENCE §6.1: copies
+    /// are for training only).
+    pub dropped_copies: i64,
 }
 
 /// What to write: the image set's name and splits, the number of extra copies and the fit config.
@@ -214,11 +244,12 @@ impl InrSetManifest {
             dataset: options.dataset.clone(),
             spec: NetworkSpec::siren(image_shape[0]),
             image_shape,
-            fit: options.fit.clone(),
+            fit: Some(options.fit.clone()),
             splits: options.splits,
             copies: options.copies,
             counts,
             shards,
+            source: None,
         })
     }
 
@@ -258,7 +289,8 @@ impl InrSetManifest {
 }
 
 /// The records of one shard: per INR its flat parameters (REFERENCE §1.4 order: `W0, b0, W1, ...`),
-/// label, image index, final PSNR and steps.
+/// label, image index, final PSNR and steps. Converted INRs, whose fitting is unknown, have PSNR
+/// NaN and 0 steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShardRecords {
     /// The split of every record.
@@ -273,9 +305,9 @@ pub struct ShardRecords {
     pub labels: Vec<i64>,
     /// Image index per INR.
     pub image_index: Vec<i64>,
-    /// Final PSNR (dB) per INR.
+    /// Final PSNR (dB) per INR; NaN where unknown (converted sets).
     pub psnr: Vec<f32>,
-    /// Adam steps per INR.
+    /// Adam steps per INR; 0 where unknown (converted sets).
     pub steps: Vec<u32>,
 }
 
@@ -426,7 +458,7 @@ pub fn write_inr_set(
             continue;
         }
         let start = Instant::now();
-        let records = fit_shard(images, &manifest, shard, on_event)?;
+        let records = fit_shard(images, &manifest, &options.fit, shard, on_event)?;
         let bytes = records.encode();
         nfn_weightspace::io::write_atomically(&path, |out| {
             out.write_all(&bytes).map_err(|e| e.to_string())
@@ -446,12 +478,13 @@ pub fn write_inr_set(
 fn fit_shard(
     images: &ImageSet,
     manifest: &InrSetManifest,
+    fit: &SirenFitConfig,
     shard: &ShardInfo,
     on_event: &mut dyn FnMut(&WriteEvent),
 ) -> Result<ShardRecords> {
     let chunk = images.images.f_narrow(0, shard.start, shard.len)?;
     let labels = Vec::<i64>::try_from(images.labels.f_narrow(0, shard.start, shard.len)?)?;
-    let cfg = SirenFitConfig { seed: shard.seed, ..manifest.fit.clone() };
+    let cfg = SirenFitConfig { seed: shard.seed, ..fit.clone() };
     let mut cb =
         |progress: &FitProgress| on_event(&WriteEvent::Step { shard, progress: *progress });
     let fit = fit_sirens(&chunk, &cfg, Some(&mut cb))?;

@@ -1,5 +1,6 @@
 //! Data sets for weight-space learning: image sets (IDX, CIFAR-10), batched SIREN fitting that turns
-//! images into INR data sets, our sharded INR data-set format, and batch loading.
+//! images into INR data sets, our sharded INR data-set format, converting the reference SIREN sets
+//! into it, and batch loading.
 //!
 //! Sits on `nfn-weightspace` only; used by `nfn-cli`, `nfn-bench` and the training code's callers.
 #![warn(missing_docs)]
@@ -14,7 +15,9 @@ pub use images::{ImageSet, DEFAULT_FASHION_MNIST_DIR};
 pub mod siren;
 pub use siren::{fit_sirens, siren_init, FitProgress, SirenFit, SirenFitConfig};
 pub mod inr_set;
-pub use inr_set::{write_inr_set, InrSetManifest, InrSetOptions, Split, SplitRanges};
+pub use inr_set::{write_inr_set, InrSetManifest, InrSetOptions, InrSource, Split, SplitRanges};
+pub mod convert;
+pub use convert::{convert_reference_inrs, ConversionPlan, ConvertOptions};
 pub mod loader;
 pub use loader::{InrSet, InrSplit, Standardization};
 pub mod cnn_zoo;

@@ -42,7 +42,7 @@ pub struct InrSplit {
     pub image_index: Tensor,
     /// Copy id of each INR `[n]` i64 (0 = base fit).
     pub copy: Tensor,
-    /// Final fitting PSNR (dB) of each INR `[n]` f32.
+    /// Final fitting PSNR (dB) of each INR `[n]` f32; NaN for converted INRs (fitting unknown).
     pub psnr: Tensor,
 }
 

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
@@ -375,11 +375,103 @@ pub struct ReferenceInr {
     pub params: Vec<f32>,
 }
 
-/// Read the SIRENs of one copy from a reference folder (REFERENCE §6.1): `copy = None` reads the
-/// base fits in `randinit_smaller_<d>s/net<idx>.pth`, `Some(k)` the augmented copy
-/// `randinit_smaller_aug<k>_<d>s`. Only exact folder names match, so the base set does *not*
+/// One SIREN file of a reference folder, listed but not read: its path, image index and label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferenceFile {
+    /// The `.pth` file.
+    pub path: PathBuf,
+    /// Index into the concatenated torchvision train + test set (from `net<idx>.pth`).
+    pub idx: i64,
+    /// Class label (from the folder name `<prefix>_<digit>s`).
+    pub label: i64,
+}
+
+/// The folder-name prefix of one copy: `randinit_smaller_` (base, `None`) or
+/// `randinit_smaller_aug<k>_` (`Some(k)`).
+pub fn reference_prefix(copy: Option<u32>) -> String {
+    match copy {
+        None => "randinit_smaller_".to_string(),
+        Some(k) => format!("randinit_smaller_aug{k}_"),
+    }
+}
+
+/// List the SIREN files of one copy of a reference folder (REFERENCE §6.1) without opening them:
+/// `copy = None` lists the base fits `randinit_smaller_<d>s/net<idx>.pth`, `Some(k)` the augmented
+/// copy `randinit_smaller_aug<k>_<d>s`. Only exact folder names match, so the base set does *not*
 /// pick up `_aug` folders (the intended behaviour; trap 5 describes the reference glob that does).
-/// Sorted by `idx`; every state dict must match `spec`'s shapes in key order.
+/// Other folders and files are ignored. Sorted by `idx` (stable, after the sorted folder order).
+///
+/// # Errors
+/// [`Error::File`] naming a folder that cannot be listed.
+pub fn list_reference_inrs(
+    root: impl AsRef<Path>,
+    copy: Option<u32>,
+) -> Result<Vec<ReferenceFile>> {
+    let root = root.as_ref();
+    let prefix = reference_prefix(copy);
+    let list = |dir: &Path| -> Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        let entries = std::fs::read_dir(dir).map_err(|e| Error::file(dir, format!("{e}")))?;
+        for entry in entries {
+            out.push(entry.map_err(|e| Error::file(dir, format!("{e}")))?.path());
+        }
+        out.sort();
+        Ok(out)
+    };
+    let mut files = Vec::new();
+    for dir in list(root)? {
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let digit = name.strip_prefix(&prefix).and_then(|r| r.strip_suffix('s'));
+        let Some(label) = digit.filter(|d| d.len() == 1).and_then(|d| d.parse::<i64>().ok()) else {
+            continue;
+        };
+        if !dir.is_dir() {
+            continue;
+        }
+        for path in list(&dir)? {
+            let fname = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            let idx = fname
+                .as_deref()
+                .and_then(|n| n.strip_prefix("net"))
+                .and_then(|n| n.strip_suffix(".pth"))
+                .and_then(|n| n.parse::<i64>().ok());
+            let Some(idx) = idx else { continue };
+            files.push(ReferenceFile { path, idx, label });
+        }
+    }
+    files.sort_by_key(|f| f.idx);
+    Ok(files)
+}
+
+/// Read one reference SIREN file into flat parameters in our order, checking that its tensors have
+/// `spec`'s shapes in key order (`W0 (out, in), b0, W1, b1, ...`).
+///
+/// # Errors
+/// [`Error::File`] naming `path` if it cannot be read (as [`read_state_dict`]);
+/// [`Error::Mismatch`] naming it if its tensors do not have `spec`'s shapes.
+pub fn read_reference_params(
+    path: impl AsRef<Path>,
+    spec: &nfn_weightspace::NetworkSpec,
+) -> Result<Vec<f32>> {
+    let path = path.as_ref();
+    let mut shapes = Vec::new();
+    for layer in spec.layers() {
+        shapes.push(layer.weight_shape());
+        shapes.push(vec![layer.n_out]);
+    }
+    let tensors = read_state_dict(path)?;
+    let got: Vec<&Vec<i64>> = tensors.iter().map(|(_, t)| &t.shape).collect();
+    if got.len() != shapes.len() || got.iter().zip(&shapes).any(|(g, s)| *g != s) {
+        return Err(Error::mismatch(
+            path,
+            format!("tensor shapes {got:?}, expected {shapes:?} (SIREN spec)"),
+        ));
+    }
+    Ok(tensors.into_iter().flat_map(|(_, t)| t.data).collect())
+}
+
+/// Read the SIRENs of one copy from a reference folder (REFERENCE §6.1): the files
+/// [`list_reference_inrs`] lists, each read by [`read_reference_params`]. Sorted by `idx`.
 ///
 /// # Errors
 /// [`Error::File`] naming the first unreadable or malformed file (or the folder);
@@ -389,52 +481,11 @@ pub fn read_reference_inrs(
     copy: Option<u32>,
     spec: &nfn_weightspace::NetworkSpec,
 ) -> Result<Vec<ReferenceInr>> {
-    let root = root.as_ref();
-    let prefix = match copy {
-        None => "randinit_smaller_".to_string(),
-        Some(k) => format!("randinit_smaller_aug{k}_"),
-    };
-    let mut shapes = Vec::new();
-    for layer in spec.layers() {
-        shapes.push(layer.weight_shape());
-        shapes.push(vec![layer.n_out]);
-    }
-    let list = |dir: &Path| -> Result<Vec<std::path::PathBuf>> {
-        let mut out = Vec::new();
-        let entries = std::fs::read_dir(dir).map_err(|e| Error::file(dir, format!("{e}")))?;
-        for entry in entries {
-            out.push(entry.map_err(|e| Error::file(dir, format!("{e}")))?.path());
-        }
-        out.sort();
-        Ok(out)
-    };
-    let mut inrs = Vec::new();
-    for dir in list(root)? {
-        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let digit = name.strip_prefix(&prefix).and_then(|r| r.strip_suffix('s'));
-        let Some(label) = digit.filter(|d| d.len() == 1).and_then(|d| d.parse::<i64>().ok()) else {
-            continue;
-        };
-        for file in list(&dir)? {
-            let fname = file.file_name().map(|n| n.to_string_lossy().into_owned());
-            let idx = fname
-                .as_deref()
-                .and_then(|n| n.strip_prefix("net"))
-                .and_then(|n| n.strip_suffix(".pth"))
-                .and_then(|n| n.parse::<i64>().ok());
-            let Some(idx) = idx else { continue };
-            let tensors = read_state_dict(&file)?;
-            let got: Vec<&Vec<i64>> = tensors.iter().map(|(_, t)| &t.shape).collect();
-            if got.len() != shapes.len() || got.iter().zip(&shapes).any(|(g, s)| *g != s) {
-                return Err(Error::mismatch(
-                    &file,
-                    format!("tensor shapes {got:?}, expected {shapes:?} (SIREN spec)"),
-                ));
-            }
-            let params = tensors.into_iter().flat_map(|(_, t)| t.data).collect();
-            inrs.push(ReferenceInr { idx, label, params });
-        }
-    }
-    inrs.sort_by_key(|r| r.idx);
-    Ok(inrs)
+    list_reference_inrs(root, copy)?
+        .into_iter()
+        .map(|f| {
+            let params = read_reference_params(&f.path, spec)?;
+            Ok(ReferenceInr { idx: f.idx, label: f.label, params })
+        })
+        .collect()
 }
