@@ -1,4 +1,4 @@
-//! The `nfn` command line: fit INR data sets, train and evaluate weight-space models.
+//! The `nfn` command line: fit or convert INR data sets, train and evaluate weight-space models.
 //!
 //! `cargo xtask` builds and drives this binary; it can also be run directly
 //! (`cargo run --release -p nfn-cli --bin nfn -- --help`).
@@ -38,6 +38,8 @@ enum Command {
     CheckConfig(commands::check_config::Args),
     /// Fit SIREN INRs to an image data set and write a sharded INR data set.
     FitInrs(commands::fit_inrs::Args),
+    /// Convert a reference SIREN folder (`.pth` state dicts) into a sharded INR data set.
+    ConvertInrs(commands::convert_inrs::Args),
     /// Draw an Inr2Array run's reconstructions of test INRs into a PNG.
     Show(commands::inr2array::ShowArgs),
 }
@@ -54,6 +56,7 @@ fn main() -> Result<()> {
         Command::Eval(args) => commands::eval::run(&args),
         Command::CheckConfig(args) => commands::check_config::run(&args),
         Command::FitInrs(args) => commands::fit_inrs::run(&args),
+        Command::ConvertInrs(args) => commands::convert_inrs::run(&args),
         Command::Show(args) => commands::inr2array::show(&args),
     }
 }

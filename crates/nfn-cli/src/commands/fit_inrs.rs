@@ -24,7 +24,7 @@ pub enum Dataset {
 }
 
 impl Dataset {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Dataset::FashionMnist => "fashion-mnist",
             Dataset::Mnist => "mnist",

@@ -1,5 +1,6 @@
 //! One module per `nfn` command.
 pub mod check_config;
+pub mod convert_inrs;
 pub mod demo;
 pub mod eval;
 pub mod fit_inrs;
