@@ -30,6 +30,8 @@ enum Command {
     Eval(commands::eval::Args),
     /// Fit SIREN INRs to an image set through `nfn fit-inrs` (resumable).
     FitInrs(commands::fit_inrs::Args),
+    /// Convert a reference SIREN folder into an INR set through `nfn convert-inrs` (resumable).
+    ConvertInrs(commands::convert_inrs::Args),
     /// Rebuild docs/results/*.md from the runs on disk.
     Tables(commands::tables::Args),
     /// PNG of Inr2Array reconstructions of a pretraining run (through `nfn show`).
@@ -48,6 +50,7 @@ fn main() -> Result<()> {
         Command::Train(args) => commands::train::run(&args),
         Command::Eval(args) => commands::eval::run(&args),
         Command::FitInrs(args) => commands::fit_inrs::run(&args),
+        Command::ConvertInrs(args) => commands::convert_inrs::run(&args),
         Command::Tables(args) => commands::tables::run(&args),
         Command::Show(args) => commands::show::run(&args),
         Command::Bench(args) => commands::bench::run(&args),

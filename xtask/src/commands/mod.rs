@@ -1,5 +1,6 @@
 //! One module per xtask command.
 pub mod bench;
+pub mod convert_inrs;
 pub mod demo;
 pub mod download;
 pub mod eval;
