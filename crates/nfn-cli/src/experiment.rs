@@ -15,7 +15,7 @@ use tch::{Device, Tensor};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// The INR data set folder written by `nfn fit-inrs`.
+    /// The INR data set folder written by `nfn fit-inrs` or `nfn convert-inrs`.
     pub inrs: PathBuf,
     /// Training batch size (classify_siren: 32).
     pub batch_size: i64,
