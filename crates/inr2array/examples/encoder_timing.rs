@@ -18,6 +18,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    nfn_weightspace::runtime::reexec_with_tuned_malloc();
     let small = std::env::args().any(|a| a == "small");
     let cfg = if small { EncoderConfig::small() } else { EncoderConfig::default() };
     let b = 32;

@@ -45,6 +45,7 @@ enum Command {
 }
 
 fn main() -> Result<()> {
+    nfn_weightspace::runtime::reexec_with_tuned_malloc();
     let cli = Cli::parse();
     if let Some(t) = cli.threads {
         tch::set_num_threads(t);

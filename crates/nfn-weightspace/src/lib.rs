@@ -14,6 +14,7 @@ pub mod features;
 pub mod function;
 pub mod io;
 pub mod permutation;
+pub mod runtime;
 pub mod spec;
 #[cfg(feature = "testing")]
 pub mod testing;

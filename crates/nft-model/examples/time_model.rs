@@ -9,6 +9,7 @@ use nft_model::ModelConfig;
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
 fn main() -> anyhow::Result<()> {
+    nfn_weightspace::runtime::reexec_with_tuned_malloc();
     let args: Vec<String> = std::env::args().collect();
     let text = std::fs::read_to_string(&args[1])?;
     let value: toml::Value = toml::from_str(&text)?;

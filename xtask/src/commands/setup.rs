@@ -5,7 +5,7 @@
 //! `.libtorch` is linked to the wheel's `torch/` folder, which `.cargo/config.toml` hands to torch-sys
 //! as `LIBTORCH`; binaries find `.libtorch/lib` through a relative rpath.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
@@ -69,26 +69,45 @@ fn ensure_link(torch: &str) -> Result<()> {
     std::os::unix::fs::symlink(torch, &link).with_context(|| format!("linking {link:?} -> {torch}"))
 }
 
-fn ensure_fashion_mnist() -> Result<()> {
-    if Path::new(FASHION_MNIST_DIR).join("train-images-idx3-ubyte.gz").exists() {
+/// Where Debian's `libjemalloc2` puts the allocator our binaries preload when it is there
+/// (`nfn_weightspace::runtime`).
+const JEMALLOC: &str = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+
+/// Install the Debian packages that are missing: FashionMNIST (the demo's data) and jemalloc
+/// (the faster allocator for LibTorch on CPU). Both are optional, so a failure only warns.
+fn ensure_debian_packages() -> Result<()> {
+    let missing: Vec<(&str, &str)> = [
+        (
+            "dataset-fashion-mnist",
+            Path::new(FASHION_MNIST_DIR).join("train-images-idx3-ubyte.gz"),
+            "the demo and the FashionMNIST commands need it",
+        ),
+        (
+            "libjemalloc2",
+            PathBuf::from(JEMALLOC),
+            "without it, CPU runs use glibc malloc tuned, with a higher peak memory",
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, path, _)| !path.exists())
+    .map(|(package, _, why)| (package, why))
+    .collect();
+    if missing.is_empty() {
         return Ok(());
     }
     let is_root = util::output(Command::new("id").arg("-u")).as_deref() == Some("0");
-    if !is_root {
-        eprintln!(
-            "xtask: FashionMNIST is missing; install it with `sudo apt-get install -y dataset-fashion-mnist`"
-        );
-        return Ok(());
-    }
-    let install =
-        || util::run(Command::new("apt-get").args(["install", "-y", "dataset-fashion-mnist"]));
-    let installed = install().is_ok()
-        || (util::run(Command::new("apt-get").arg("update")).is_ok() && install().is_ok());
-    if !installed {
-        // Only the demo and data commands need it; they report the missing files themselves.
-        eprintln!(
-            "xtask: could not install dataset-fashion-mnist with apt-get; the demo will need it"
-        );
+    for (package, why) in missing {
+        if !is_root {
+            eprintln!("xtask: {package} is missing ({why}); install it with `sudo apt-get install -y {package}`");
+            continue;
+        }
+        let install = || util::run(Command::new("apt-get").args(["install", "-y", package]));
+        let installed = install().is_ok()
+            || (util::run(Command::new("apt-get").arg("update")).is_ok() && install().is_ok());
+        if !installed {
+            // Nothing else depends on it; the commands that do report the missing files themselves.
+            eprintln!("xtask: could not install {package} with apt-get ({why})");
+        }
     }
     Ok(())
 }
@@ -117,7 +136,7 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let torch = ensure_torch()?;
     ensure_link(&torch)?;
-    ensure_fashion_mnist()?;
+    ensure_debian_packages()?;
     if args.reference {
         ensure_reference()?;
     }
