@@ -81,6 +81,49 @@ class Block(nn.Module):
         return x + self.ff(self.ln2(x))
 
 
+class CrossAttnReadout(nn.Module):
+    """The Perceiver read-out of the reference encoder (REFERENCE 4.5): depth 1, M learned latents of
+    width D, one cross-attention head of width D (no q/kv bias), pre-LayerNorm on latents and tokens,
+    then a pre-LN GEGLU feed-forward (D -> 8D -> 4D -> D), both residual. Written from the math with
+    plain torch ops (the reference vendors perceiver-pytorch; this is the same computation)."""
+
+    def __init__(self, c, m=16, d=256):
+        super().__init__()
+        self.latents = nn.Parameter(torch.randn(m, d))
+        self.ln_q, self.ln_ctx, self.ln_ff = nn.LayerNorm(d), nn.LayerNorm(c), nn.LayerNorm(d)
+        self.to_q = nn.Linear(d, d, bias=False)
+        self.to_kv = nn.Linear(c, 2 * d, bias=False)
+        self.out = nn.Linear(d, d)
+        self.ff_in, self.ff_out = nn.Linear(d, 8 * d), nn.Linear(4 * d, d)
+        self.d = d
+
+    def forward(self, tokens):  # [B, N, C] -> [B, M, D]
+        x = self.latents.expand(tokens.shape[0], -1, -1)
+        q = self.to_q(self.ln_q(x))
+        k, v = self.to_kv(self.ln_ctx(tokens)).chunk(2, dim=-1)
+        att = torch.softmax(q @ k.transpose(1, 2) / self.d ** 0.5, dim=-1)
+        x = x + self.out(att @ v)
+        h, gate = self.ff_in(self.ln_ff(x)).chunk(2, dim=-1)
+        return x + self.ff_out(h * nn.functional.gelu(gate))
+
+
+class Encoder(nn.Module):
+    """The Inr2Array encoder as notes/reference-bench.md composes it from the package's layers:
+    GaussFF(128, scale 3) -> LearnedPosEmbedding(256) -> 6 x Block(256, 4 heads, ff x4) ->
+    FlattenWeights -> cross-attention read-out to 16 x 256."""
+
+    def __init__(self, spec, blocks=6, c=256):
+        super().__init__()
+        self.trunk = Seq(L.GaussianFourierFeatureTransform(spec, 1, mapping_size=c // 2, scale=3),
+                         L.LearnedPosEmbedding(spec, c),
+                         *[Block(spec, c, 4, 4, 0.0) for _ in range(blocks)],
+                         L.FlattenWeights(spec))
+        self.readout = CrossAttnReadout(c)
+
+    def forward(self, x):
+        return self.readout(self.trunk(x))
+
+
 def build(config, b):
     spec = network_spec_from_wsfeat(siren_batch(1), set_all_dims=True)
     if config in ("hnp512", "np512", "hnp128", "np128"):
@@ -88,6 +131,9 @@ def build(config, b):
         x = siren_batch(b)
         y = torch.randint(0, 10, (b,))
         return f, mods, x, lambda out: nn.functional.cross_entropy(out, y)
+    if config == "inr2array_encoder":
+        m = Encoder(spec)
+        return m, m, siren_batch(b), lambda out: (out ** 2).mean()
     if config == "attention":
         m = L.NPAttention(spec, 256, 4, 0)
     elif config == "nft_block":

@@ -16,7 +16,8 @@ use nft_model::{
 use tch::{nn, Device, Kind, Tensor};
 
 /// The configurations of `shared/notes/reference-bench.md`, all on SIREN 2-32-32-1 weights.
-pub const CONFIGS: [&str; 6] = ["hnp512", "np512", "hnp128", "np128", "attention", "nft_block"];
+pub const CONFIGS: [&str; 7] =
+    ["hnp512", "np512", "hnp128", "np128", "attention", "nft_block", "inr2array_encoder"];
 
 /// A forward pass (`train` flag in, output out).
 type ForwardFn = Box<dyn Fn(bool) -> Tensor>;
@@ -127,6 +128,16 @@ pub fn build(name: &str, b: i64) -> Option<Bench> {
             };
             (
                 Box::new(move |train| layer.forward_t(&xs, train).flatten()),
+                Box::new(|out: &Tensor| out.square().mean(Kind::Float)),
+            )
+        }
+        "inr2array_encoder" => {
+            // the paper encoder (REFERENCE §5.1): 6 blocks of C = 256, read-out to 16 x 256
+            let cfg = inr2array::EncoderConfig::default();
+            let encoder = inr2array::Inr2ArrayEncoder::new(&root, &spec, &cfg).ok()?;
+            let xs = siren_features(b, 1);
+            (
+                Box::new(move |train| encoder.forward_t(&xs, train)),
                 Box::new(|out: &Tensor| out.square().mean(Kind::Float)),
             )
         }

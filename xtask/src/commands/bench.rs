@@ -1,7 +1,10 @@
-//! `cargo xtask bench layers|fit`. `layers`: our layers and the PyTorch reference (`nfn==0.1.2`) on the same machine
-//! in the same run, one process per configuration (so peak memory belongs to it), as a table with the
-//! ratios, printed and written to `docs/bench/layers.md`. `fit`: SIREN fitting, ours vs PyTorch
-//! (one at a time and `torch.func.vmap`), written to `docs/bench/fit.md`.
+//! `cargo xtask bench layers|inr2array|fit`. `layers`: our layers and the PyTorch reference
+//! (`nfn==0.1.2`) on the same machine in the same run, one process per configuration (so peak
+//! memory belongs to it), as a table with the ratios, printed and written to
+//! `docs/bench/layers.md`. `inr2array`: the same for the paper's Inr2Array encoder, each side
+//! under glibc's default malloc and under the tuned settings our binaries use, written to
+//! `docs/bench/inr2array.md`. `fit`: SIREN fitting, ours vs PyTorch (one at a time and
+//! `torch.func.vmap`), written to `docs/bench/fit.md`.
 
 use std::fmt::Write as _;
 use std::process::Command;
@@ -14,21 +17,18 @@ use crate::util::{cargo, root, run as sh};
 /// Options of `bench`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// What to benchmark (`layers`).
+    /// What to benchmark: `layers`, `inr2array` or `fit`.
     pub what: String,
     /// Timed iterations per measurement (the median is reported; one warm-up run precedes them).
     #[arg(long, default_value_t = 5)]
     pub iters: usize,
-    /// Configurations (default: all of the reference bench).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "hnp128,np128,hnp512,np512,attention,nft_block"
-    )]
-    pub configs: Vec<String>,
-    /// Batch sizes.
-    #[arg(long, value_delimiter = ',', default_value = "32,128")]
-    pub batches: Vec<i64>,
+    /// Configurations (default for `layers`: all layer rows of the reference bench; for
+    /// `inr2array`: `inr2array_encoder`).
+    #[arg(long, value_delimiter = ',')]
+    pub configs: Option<Vec<String>>,
+    /// Batch sizes (default: 32,128 for `layers`, 32 for `inr2array`).
+    #[arg(long, value_delimiter = ',')]
+    pub batches: Option<Vec<i64>>,
     /// Skip the PyTorch reference side.
     #[arg(long)]
     pub no_reference: bool,
@@ -142,14 +142,80 @@ fn run_fit(args: &Args) -> Result<()> {
     Ok(())
 }
 
+/// The environment that puts a process under the tuned allocator, as
+/// `nfn_weightspace::runtime::tuned_malloc_env` chooses it for our binaries (xtask links no
+/// LibTorch, so it keeps this copy): jemalloc preloaded with purging off where Debian's
+/// `libjemalloc2` is installed, glibc tunables (no mmap, no trim) otherwise.
+fn tuned_malloc_env() -> Vec<(&'static str, String)> {
+    let jemalloc = [
+        "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
+        "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2",
+        "/usr/lib64/libjemalloc.so.2",
+        "/usr/lib/libjemalloc.so.2",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists());
+    match jemalloc {
+        Some(lib) => vec![
+            ("LD_PRELOAD", lib.to_string()),
+            ("MALLOC_CONF", "dirty_decay_ms:-1,muzzy_decay_ms:-1".into()),
+            ("NFN_MALLOC_APPLIED", "jemalloc".into()),
+        ],
+        None => vec![
+            (
+                "GLIBC_TUNABLES",
+                "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184".into(),
+            ),
+            ("NFN_MALLOC_APPLIED", "glibc-tunables".into()),
+        ],
+    }
+}
+
+/// One side of a comparison: the reference or ours, under the tuned or the system allocator.
+struct Side {
+    name: &'static str,
+    reference: bool,
+    tuned: bool,
+}
+
+impl Side {
+    const fn new(name: &'static str, reference: bool, tuned: bool) -> Self {
+        Side { name, reference, tuned }
+    }
+}
+
 /// Run the benchmark.
 pub fn run(args: &Args) -> Result<()> {
-    if args.what == "fit" {
-        return run_fit(args);
-    }
-    if args.what != "layers" {
-        bail!("unknown benchmark {:?}; available: layers, fit", args.what);
-    }
+    let (default_configs, default_batches, sides, out_name): (&[&str], &[i64], Vec<Side>, _) =
+        match args.what.as_str() {
+            "fit" => return run_fit(args),
+            "layers" => (
+                &["hnp128", "np128", "hnp512", "np512", "attention", "nft_block"],
+                &[32, 128],
+                vec![Side::new("reference", true, false), Side::new("ours", false, true)],
+                "layers.md",
+            ),
+            "inr2array" => (
+                &["inr2array_encoder"],
+                &[32],
+                // the reference with default malloc first: the other rows' ratios are to it
+                vec![
+                    Side::new("reference", true, false),
+                    Side::new("reference, tuned allocator", true, true),
+                    Side::new("ours", false, true),
+                    Side::new("ours, system allocator", false, false),
+                ],
+                "inr2array.md",
+            ),
+            other => bail!("unknown benchmark {other:?}; available: layers, inr2array, fit"),
+        };
+    let configs: Vec<String> = args
+        .configs
+        .clone()
+        .unwrap_or_else(|| default_configs.iter().map(|s| s.to_string()).collect());
+    let batches = args.batches.clone().unwrap_or_else(|| default_batches.to_vec());
+    let sides: Vec<Side> =
+        sides.into_iter().filter(|s| !(s.reference && args.no_reference)).collect();
     super::setup::run(&super::setup::Args { reference: !args.no_reference })?;
     sh(cargo().args([
         "build",
@@ -165,58 +231,80 @@ pub fn run(args: &Args) -> Result<()> {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "# Layer benchmark: nfn-rs vs the PyTorch reference\n\n\
-         Generated by `cargo xtask bench layers`; do not edit by hand. Machine: {} ({} logical CPUs), \
-         2 threads on both sides, SIREN 2-32-32-1 weights, median of {} runs after a warm-up. \
-         INR/s = networks per second; ratio = ours / reference (higher is better for speed, lower for memory).\n",
+        "# {} benchmark: nfn-rs vs the PyTorch reference\n\n\
+         Generated by `cargo xtask bench {}`; do not edit by hand. Machine: {} ({} logical CPUs), \
+         2 threads on both sides, SIREN 2-32-32-1 weights, median of {} runs after a warm-up, one \
+         process per row (peak MB is that process's maximum resident set). INR/s = networks per \
+         second; ratio = this row / the reference under the system allocator (higher is better for \
+         speed, lower for memory). `ours` runs under the allocator the nfn-rs binaries choose for \
+         themselves (`nfn_weightspace::runtime`: jemalloc with purging off where installed, \
+         else glibc without mmap or trimming); `tuned allocator` puts the reference under the same.\n",
+        if args.what == "layers" { "Layer" } else { "Inr2Array encoder" },
+        args.what,
         cpu_name(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         args.iters
     );
-    let _ = writeln!(md, "| config | batch | params | fwd INR/s ours / ref | ratio | fwd+bwd INR/s ours / ref | ratio | peak MB ours / ref |");
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "| config | batch | side | allocator | params | fwd INR/s | ratio | fwd+bwd INR/s | ratio | peak MB | ratio |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
     print!("{md}");
-    for config in &args.configs {
-        for &b in &args.batches {
-            let iters = args.iters.to_string();
-            let ours: Record =
-                measure(Command::new(&ours_bin).args([config.as_str(), &b.to_string(), &iters]))?;
-            let reference = if args.no_reference {
-                None
-            } else {
-                Some(measure::<Record>(Command::new(&python).args([
-                    "xtask/bench/layers_ref.py",
-                    config,
-                    &b.to_string(),
-                    &iters,
-                ]))?)
-            };
+    for config in &configs {
+        for &b in &batches {
+            let (iters, batch) = (args.iters.to_string(), b.to_string());
             let rate = |ms: f64| b as f64 * 1e3 / ms;
-            let fmt_pair = |o: f64, r: Option<f64>| match r {
-                Some(r) => (format!("{o:.1} / {r:.1}"), format!("{:.2}x", o / r)),
-                None => (format!("{o:.1} / –"), "–".into()),
-            };
-            let (fwd, fwd_ratio) =
-                fmt_pair(rate(ours.fwd_ms), reference.as_ref().map(|r| rate(r.fwd_ms)));
-            let (fb, fb_ratio) =
-                fmt_pair(rate(ours.fwdbwd_ms), reference.as_ref().map(|r| rate(r.fwdbwd_ms)));
-            let mem = format!(
-                "{:.0} / {}",
-                ours.peak_mb.unwrap_or(f64::NAN),
-                reference
-                    .as_ref()
-                    .and_then(|r| r.peak_mb)
-                    .map_or("–".into(), |m| format!("{m:.0}"))
-            );
-            let row = format!(
-                "| {config} | {b} | {:.2} M | {fwd} | {fwd_ratio} | {fb} | {fb_ratio} | {mem} |\n",
-                ours.params as f64 / 1e6
-            );
-            print!("{row}");
-            md.push_str(&row);
+            let mut base: Option<[f64; 3]> = None;
+            for side in &sides {
+                let mut cmd = if side.reference {
+                    let mut c = Command::new(&python);
+                    c.arg("xtask/bench/layers_ref.py");
+                    c
+                } else {
+                    Command::new(&ours_bin)
+                };
+                cmd.args([config.as_str(), &batch, &iters])
+                    .env_remove("LD_PRELOAD")
+                    .env_remove("MALLOC_CONF")
+                    .env_remove("GLIBC_TUNABLES")
+                    .env_remove("NFN_MALLOC_APPLIED");
+                let allocator = if side.tuned {
+                    let env = tuned_malloc_env();
+                    let name = env
+                        .iter()
+                        .find(|(k, _)| *k == "NFN_MALLOC_APPLIED")
+                        .map(|(_, v)| v.clone());
+                    cmd.envs(env);
+                    name.unwrap_or_default()
+                } else {
+                    cmd.env("NFN_MALLOC", "system");
+                    "system".to_string()
+                };
+                let r: Record = measure(&mut cmd)?;
+                let values = [rate(r.fwd_ms), rate(r.fwdbwd_ms), r.peak_mb.unwrap_or(f64::NAN)];
+                if side.reference && !side.tuned {
+                    base = Some(values);
+                }
+                let ratio =
+                    |i: usize| base.map_or("–".into(), |b| format!("{:.2}x", values[i] / b[i]));
+                let row = format!(
+                    "| {config} | {b} | {} | {allocator} | {:.2} M | {:.2} | {} | {:.2} | {} | {:.0} | {} |\n",
+                    side.name,
+                    r.params as f64 / 1e6,
+                    values[0],
+                    ratio(0),
+                    values[1],
+                    ratio(1),
+                    values[2],
+                    ratio(2),
+                );
+                print!("{row}");
+                md.push_str(&row);
+            }
         }
     }
-    let path = root().join("docs/bench/layers.md");
+    let path = root().join("docs/bench").join(out_name);
     std::fs::create_dir_all(path.parent().expect("docs/bench has a parent"))?;
     std::fs::write(&path, md).with_context(|| format!("writing {path:?}"))?;
     eprintln!("xtask: wrote {}", path.display());

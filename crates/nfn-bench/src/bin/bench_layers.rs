@@ -5,6 +5,7 @@
 use anyhow::{bail, Result};
 
 fn main() -> Result<()> {
+    nfn_weightspace::runtime::reexec_with_tuned_malloc();
     let args: Vec<String> = std::env::args().collect();
     let [_, config, batch, iters] = args.as_slice() else {
         bail!("usage: bench_layers <{}> <batch> <iters>", nfn_bench::CONFIGS.join("|"));
@@ -16,6 +17,7 @@ fn main() -> Result<()> {
     let record = serde_json::json!({
         "config": config, "batch": b, "fwd_ms": fwd_ms, "fwdbwd_ms": fwdbwd_ms,
         "peak_mb": nfn_bench::peak_rss_mb(), "params": bench.params(),
+        "allocator": nfn_weightspace::runtime::allocator(),
         "threads": tch::get_num_threads(), "device": format!("{:?}", tch::Device::cuda_if_available()),
     });
     println!("{record}");
