@@ -6,7 +6,7 @@
 
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 
 fn layers(c: &mut Criterion) {
     let mut group = c.benchmark_group("layers");
@@ -29,4 +29,10 @@ fn layers(c: &mut Criterion) {
 }
 
 criterion_group!(benches, layers);
-criterion_main!(benches);
+
+fn main() {
+    // what `criterion_main!` does, after moving onto the allocator the nfn binaries use
+    nfn_weightspace::runtime::reexec_with_tuned_malloc();
+    benches();
+    criterion::Criterion::default().configure_from_args().final_summary();
+}
