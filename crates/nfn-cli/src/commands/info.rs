@@ -1,4 +1,4 @@
-//! `nfn info`: what this build of LibTorch sees.
+//! `nfn info`: what this build of LibTorch sees, and the allocator the process runs under.
 
 use anyhow::Result;
 use tch::{Cuda, Device};
@@ -9,5 +9,6 @@ pub fn run() -> Result<()> {
     println!("default device: {:?}", Device::cuda_if_available());
     println!("cuda available: {} ({} devices)", Cuda::is_available(), Cuda::device_count());
     println!("cpu threads: {}", tch::get_num_threads());
+    println!("allocator: {}", nfn_weightspace::runtime::allocator());
     Ok(())
 }
