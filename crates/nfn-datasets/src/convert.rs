@@ -14,7 +14,6 @@
 //! planned INRs (split, copy, image indices, labels). A re-run on a changed source (another listing)
 //! is refused. Converted INRs have no fitting record: PSNR NaN, 0 steps, no `fit` in the manifest.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -25,7 +24,6 @@ use nfn_weightspace::NetworkSpec;
 use crate::error::{Error, Result};
 use crate::inr_set::{
     InrSetManifest, InrSource, ShardInfo, ShardRecords, Split, SplitRanges, FORMAT_VERSION,
-    MANIFEST_FILE,
 };
 use crate::pth::{list_reference_inrs, read_reference_params, reference_prefix};
 
@@ -299,24 +297,7 @@ impl ConversionPlan {
         read: &(dyn Fn(&InrEntry) -> Result<Vec<f32>> + Sync),
         on_event: &mut dyn FnMut(&ConvertEvent),
     ) -> Result<()> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::file(dir, format!("cannot create: {e}")))?;
-        if dir.join(MANIFEST_FILE).exists() {
-            let mut old = InrSetManifest::read(dir)?;
-            // The source may be named differently on a re-run (relative vs absolute path).
-            if let (Some(o), Some(n)) = (&mut old.source, &self.manifest.source) {
-                o.from.clone_from(&n.from);
-            }
-            if old != self.manifest {
-                return Err(Error::mismatch(
-                    dir.join(MANIFEST_FILE),
-                    "the folder holds another INR set (other options or a changed source); \
-                     use another folder or delete it",
-                ));
-            }
-        } else {
-            self.manifest.write(dir)?;
-        }
+        self.manifest.create_or_check(dir)?;
         let num_params = self.manifest.spec.num_params();
         for (shard, members) in self.manifest.shards.iter().zip(&self.members) {
             let path = dir.join(&shard.file);
@@ -352,7 +333,7 @@ impl ConversionPlan {
                 })
                 .collect::<Result<_>>()?;
             let n = members.len();
-            let records = ShardRecords {
+            ShardRecords {
                 split: shard.split,
                 copy: shard.copy,
                 num_params: num_params as u32,
@@ -361,11 +342,8 @@ impl ConversionPlan {
                 image_index: members.iter().map(|&i| self.entries[i].image_index).collect(),
                 psnr: vec![f32::NAN; n],
                 steps: vec![0; n],
-            };
-            let bytes = records.encode();
-            nfn_weightspace::io::write_atomically(&path, |out| {
-                out.write_all(&bytes).map_err(|e| e.to_string())
-            })?;
+            }
+            .write(&path)?;
             on_event(&ConvertEvent::Written { shard, seconds: start.elapsed().as_secs_f64() });
         }
         Ok(())

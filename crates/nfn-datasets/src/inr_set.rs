@@ -286,6 +286,33 @@ impl InrSetManifest {
         })?;
         Ok(())
     }
+
+    /// Start or resume writing this set into `dir`: create the folder and write the manifest, or,
+    /// if one is there, check that it is this one. The source's `from` is not compared, as a
+    /// re-run may name the same folder by another path.
+    ///
+    /// # Errors
+    /// [`Error::Mismatch`] naming `dir/manifest.json` if it describes another set; I/O errors
+    /// naming the folder or the file.
+    pub fn create_or_check(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::file(dir, format!("cannot create: {e}")))?;
+        if !dir.join(MANIFEST_FILE).exists() {
+            return self.write(dir);
+        }
+        let mut old = Self::read(dir)?;
+        if let (Some(o), Some(n)) = (&mut old.source, &self.source) {
+            o.from.clone_from(&n.from);
+        }
+        if old != *self {
+            return Err(Error::mismatch(
+                dir.join(MANIFEST_FILE),
+                "the folder holds another INR set (other options or a changed source); \
+                 use another folder or delete it",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The records of one shard: per INR its flat parameters (REFERENCE §1.4 order: `W0, b0, W1, ...`),
@@ -382,6 +409,18 @@ impl ShardRecords {
             .map_err(|e| Error::file(path, format!("cannot read shard: {e}")))?;
         Self::decode(&bytes, path)
     }
+
+    /// Encode and write the shard to `path` atomically (temporary file, then rename).
+    ///
+    /// # Errors
+    /// [`Error::WeightSpace`] naming the file if it cannot be written.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let bytes = self.encode();
+        nfn_weightspace::io::write_atomically(path, |out| {
+            out.write_all(&bytes).map_err(|e| e.to_string())
+        })?;
+        Ok(())
+    }
 }
 
 /// What [`write_inr_set`] reports to its callback.
@@ -439,18 +478,7 @@ pub fn write_inr_set(
             )));
         }
     }
-    std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, format!("cannot create: {e}")))?;
-    if dir.join(MANIFEST_FILE).exists() {
-        let old = InrSetManifest::read(dir)?;
-        if old != manifest {
-            return Err(Error::mismatch(
-                dir.join(MANIFEST_FILE),
-                "the folder holds an INR set with other options; use another folder or delete it",
-            ));
-        }
-    } else {
-        manifest.write(dir)?;
-    }
+    manifest.create_or_check(dir)?;
     for shard in &manifest.shards {
         let path = dir.join(&shard.file);
         if shard_exists_and_valid(&path, shard) {
@@ -459,10 +487,7 @@ pub fn write_inr_set(
         }
         let start = Instant::now();
         let records = fit_shard(images, &manifest, &options.fit, shard, on_event)?;
-        let bytes = records.encode();
-        nfn_weightspace::io::write_atomically(&path, |out| {
-            out.write_all(&bytes).map_err(|e| e.to_string())
-        })?;
+        records.write(&path)?;
         let mean_psnr = records.psnr.iter().map(|&p| p as f64).sum::<f64>() / records.len() as f64;
         let min_psnr = records.psnr.iter().map(|&p| p as f64).fold(f64::INFINITY, f64::min);
         on_event(&WriteEvent::Written {
