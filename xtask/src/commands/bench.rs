@@ -145,29 +145,21 @@ fn run_fit(args: &Args) -> Result<()> {
 /// The environment that puts a process under the tuned allocator, as
 /// `nfn_weightspace::runtime::tuned_malloc_env` chooses it for our binaries (xtask links no
 /// LibTorch, so it keeps this copy): jemalloc preloaded with purging off where Debian's
-/// `libjemalloc2` is installed, glibc tunables (no mmap, no trim) otherwise.
-fn tuned_malloc_env() -> Vec<(&'static str, String)> {
-    let jemalloc = [
-        "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
-        "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2",
-        "/usr/lib64/libjemalloc.so.2",
-        "/usr/lib/libjemalloc.so.2",
-    ]
-    .into_iter()
-    .find(|p| std::path::Path::new(p).exists());
-    match jemalloc {
-        Some(lib) => vec![
-            ("LD_PRELOAD", lib.to_string()),
-            ("MALLOC_CONF", "dirty_decay_ms:-1,muzzy_decay_ms:-1".into()),
-            ("NFN_MALLOC_APPLIED", "jemalloc".into()),
-        ],
-        None => vec![
-            (
+/// `libjemalloc2` is installed, glibc tunables (no mmap, no trim) otherwise. Returns the
+/// allocator's name (what our binaries report) and the variables.
+fn tuned_malloc_env() -> (&'static str, Vec<(&'static str, &'static str)>) {
+    match super::setup::jemalloc_path() {
+        Some(lib) => (
+            "jemalloc",
+            vec![("LD_PRELOAD", lib), ("MALLOC_CONF", "dirty_decay_ms:-1,muzzy_decay_ms:-1")],
+        ),
+        None => (
+            "glibc-tunables",
+            vec![(
                 "GLIBC_TUNABLES",
-                "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184".into(),
-            ),
-            ("NFN_MALLOC_APPLIED", "glibc-tunables".into()),
-        ],
+                "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184",
+            )],
+        ),
     }
 }
 
@@ -270,16 +262,12 @@ pub fn run(args: &Args) -> Result<()> {
                     .env_remove("GLIBC_TUNABLES")
                     .env_remove("NFN_MALLOC_APPLIED");
                 let allocator = if side.tuned {
-                    let env = tuned_malloc_env();
-                    let name = env
-                        .iter()
-                        .find(|(k, _)| *k == "NFN_MALLOC_APPLIED")
-                        .map(|(_, v)| v.clone());
-                    cmd.envs(env);
-                    name.unwrap_or_default()
+                    let (name, env) = tuned_malloc_env();
+                    cmd.envs(env).env("NFN_MALLOC_APPLIED", name);
+                    name
                 } else {
                     cmd.env("NFN_MALLOC", "system");
-                    "system".to_string()
+                    "system"
                 };
                 let r: Record = measure(&mut cmd)?;
                 let values = [rate(r.fwd_ms), rate(r.fwdbwd_ms), r.peak_mb.unwrap_or(f64::NAN)];

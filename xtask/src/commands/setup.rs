@@ -5,7 +5,7 @@
 //! `.libtorch` is linked to the wheel's `torch/` folder, which `.cargo/config.toml` hands to torch-sys
 //! as `LIBTORCH`; binaries find `.libtorch/lib` through a relative rpath.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
@@ -69,28 +69,35 @@ fn ensure_link(torch: &str) -> Result<()> {
     std::os::unix::fs::symlink(torch, &link).with_context(|| format!("linking {link:?} -> {torch}"))
 }
 
-/// Where Debian's `libjemalloc2` puts the allocator our binaries preload when it is there
-/// (`nfn_weightspace::runtime`).
-const JEMALLOC: &str = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+/// Where Debian, Ubuntu and Fedora put jemalloc, which our binaries preload when it is there (the
+/// same list as `nfn_weightspace::runtime`; xtask links no LibTorch, so it keeps this copy).
+const JEMALLOC_PATHS: [&str; 4] = [
+    "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
+    "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2",
+    "/usr/lib64/libjemalloc.so.2",
+    "/usr/lib/libjemalloc.so.2",
+];
+
+/// The installed jemalloc library, if any.
+pub fn jemalloc_path() -> Option<&'static str> {
+    JEMALLOC_PATHS.into_iter().find(|p| Path::new(p).exists())
+}
 
 /// Install the Debian packages that are missing: FashionMNIST (the demo's data) and jemalloc
 /// (the faster allocator for LibTorch on CPU). Both are optional, so a failure only warns.
 fn ensure_debian_packages() -> Result<()> {
+    let fashion_mnist = Path::new(FASHION_MNIST_DIR).join("train-images-idx3-ubyte.gz").exists();
     let missing: Vec<(&str, &str)> = [
+        (fashion_mnist, "dataset-fashion-mnist", "the demo and the FashionMNIST commands need it"),
         (
-            "dataset-fashion-mnist",
-            Path::new(FASHION_MNIST_DIR).join("train-images-idx3-ubyte.gz"),
-            "the demo and the FashionMNIST commands need it",
-        ),
-        (
+            jemalloc_path().is_some(),
             "libjemalloc2",
-            PathBuf::from(JEMALLOC),
             "without it, CPU runs use glibc malloc tuned, with a higher peak memory",
         ),
     ]
     .into_iter()
-    .filter(|(_, path, _)| !path.exists())
-    .map(|(package, _, why)| (package, why))
+    .filter(|(present, _, _)| !present)
+    .map(|(_, package, why)| (package, why))
     .collect();
     if missing.is_empty() {
         return Ok(());
