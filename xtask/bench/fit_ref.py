@@ -2,7 +2,7 @@
 
     .venv/bin/python xtask/bench/fit_ref.py <mode: loop|vmap> <n> <steps> [lr]
 
-Fits SIRENs 2-32-32-1 (omega_0 = 30, the reference init, REFERENCE §6.1) to the first n FashionMNIST
+Fits SIRENs 2-32-32-1 (omega_0 = 30, the reference init, design.md §6.1) to the first n FashionMNIST
 training images scaled to [-1, 1], full batch over the 28x28 grid, Adam, and prints one JSON line:
 {"mode", "n", "steps", "seconds", "inrs_per_s", "mean_psnr", "min_psnr"}. PSNR is on the [-1, 1]
 range (10 log10(4 / mse)). "loop" fits one plain nn.Module at a time; "vmap" fits all n at once with

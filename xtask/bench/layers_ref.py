@@ -65,7 +65,7 @@ def classifier(spec, kind, width):
 
 
 class Block(nn.Module):
-    """Pre-LN NFT block (REFERENCE 4.3), from the package's NPAttention, SimpleLayerNorm, Pointwise."""
+    """Pre-LN NFT block (design.md §4.3), from the package's NPAttention, SimpleLayerNorm, Pointwise."""
 
     def __init__(self, spec, c, heads, ff, dropout):
         super().__init__()
@@ -82,7 +82,7 @@ class Block(nn.Module):
 
 
 class CrossAttnReadout(nn.Module):
-    """The Perceiver read-out of the reference encoder (REFERENCE 4.5): depth 1, M learned latents of
+    """The Perceiver read-out of the reference encoder (design.md §4.5): depth 1, M learned latents of
     width D, one cross-attention head of width D (no q/kv bias), pre-LayerNorm on latents and tokens,
     then a pre-LN GEGLU feed-forward (D -> 8D -> 4D -> D), both residual. Written from the math with
     plain torch ops (the reference vendors perceiver-pytorch; this is the same computation)."""

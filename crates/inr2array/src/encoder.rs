@@ -1,4 +1,4 @@
-//! The Inr2Array encoder: SIREN weights to a permutation-invariant latent array (REFERENCE §5.1, §4.5).
+//! The Inr2Array encoder: SIREN weights to a permutation-invariant latent array (design.md §5.1, §4.5).
 //!
 //! raw weights (C = 1) → Gaussian Fourier features (m = C/2, scale 3) → learned positional
 //! embedding → N NFT blocks → Perceiver cross-attention read-out to `M x D` latents.
@@ -110,7 +110,7 @@ impl EncoderConfig {
     }
 }
 
-/// The Inr2Array encoder (REFERENCE §5.1). Invariant to hidden-neuron permutations of its input.
+/// The Inr2Array encoder (design.md §5.1). Invariant to hidden-neuron permutations of its input.
 ///
 /// Parameters: `fourier` (buffer `projection`), `pos_emb`, `blocks/<i>`, `readout`.
 #[derive(Debug)]

@@ -1,5 +1,5 @@
 //! Spatial rendering: pixel `(r, c)` is drawn by the SIREN decoded from the latent of its grid cell
-//! (REFERENCE §5.2, trap 15).
+//! (design.md §5.2, §8.15).
 //!
 //! Cell of a coordinate `x ∈ [-1, 1]`: `round((g-1)(x+1)/2)`, half-to-even; latent index
 //! `row_cell * g + col_cell`. The cells are unequal (5, 9, 9, 5 pixels for 28 px and g = 4). Each

@@ -1,5 +1,5 @@
 //! The latent array is invariant to hidden-neuron permutations of the input SIREN, and notices
-//! uncoupled ones (REFERENCE §4.5.4).
+//! uncoupled ones (design.md §4.5 step 4).
 
 mod support;
 

@@ -1,11 +1,11 @@
-//! Converting INRs from elsewhere, above all the reference SIREN folders (REFERENCE §6.1), into our
+//! Converting INRs from elsewhere, above all the reference SIREN folders (design.md §6.1), into our
 //! sharded INR-set format ([`crate::inr_set`]), which [`crate::loader::InrSet`] reads unchanged.
 //!
 //! A conversion is planned from a listing ([`InrEntry`]: copy, image index, label, source file);
 //! parameters are read only when their shard is written. Image indices may come in any order and
 //! with gaps: each INR goes to the split whose range holds its image index, and per split and copy
 //! the INRs are sorted by image index and cut into shards of `shard_size`. Extra copies are for
-//! training only (REFERENCE §6.1): copy INRs of validation or test images are dropped and counted.
+//! training only (design.md §6.1): copy INRs of validation or test images are dropped and counted.
 //! The reference's augmented folder `randinit_smaller_aug<k>_<d>s` becomes our copy `k + 1` (copy 0
 //! is the base set).
 //!
@@ -52,7 +52,7 @@ pub struct ConvertOptions {
 
 impl ConvertOptions {
     /// The reference SIREN set of `dataset` (`"mnist"`, `"fashion-mnist"` or `"cifar10"`): SIREN
-    /// spec, image shape and Inr2Array splits of REFERENCE §6.1, no copies, [`DEFAULT_SHARD_SIZE`].
+    /// spec, image shape and Inr2Array splits of design.md §6.1, no copies, [`DEFAULT_SHARD_SIZE`].
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for another name.
@@ -246,7 +246,7 @@ impl ConversionPlan {
         Ok(ConversionPlan { manifest, entries, members })
     }
 
-    /// Plan the conversion of a reference SIREN folder (REFERENCE §6.1): the base fits
+    /// Plan the conversion of a reference SIREN folder (design.md §6.1): the base fits
     /// `randinit_smaller_<d>s/net<idx>.pth` as copy 0, and for `k < options.copies` the augmented
     /// fits `randinit_smaller_aug<k>_<d>s/` as copy `k + 1`. No file is opened yet.
     ///
@@ -283,7 +283,7 @@ impl ConversionPlan {
         self.manifest.counts.iter().sum()
     }
 
-    /// Write the planned set into `dir`, reading each INR's flat parameters (REFERENCE §1.4
+    /// Write the planned set into `dir`, reading each INR's flat parameters (design.md §1.4
     /// order) with `read`, in parallel within a shard. Resumes an earlier run: shards that are
     /// there and hold the planned INRs are skipped.
     ///

@@ -1,6 +1,6 @@
 //! Image sets as tensors in `[-1, 1]`: MNIST / FashionMNIST (IDX) and CIFAR-10 (binary batches).
 //!
-//! Index order follows the reference INR data sets (REFERENCE §6.1): the training split first, then
+//! Index order follows the reference INR data sets (design.md §6.1): the training split first, then
 //! the test split, so index `i` of an [`ImageSet`] is the image behind the reference's `net{i}.pth`.
 
 use std::path::{Path, PathBuf};

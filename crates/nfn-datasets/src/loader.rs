@@ -1,6 +1,6 @@
 //! Reading INR data sets written by [`crate::inr_set`]: whole splits in memory, seeded shuffled
 //! batches of weight-space features, and the per-position standardisation statistics
-//! (REFERENCE §3.5).
+//! (design.md §3.5).
 //!
 //! Shards are read and decoded in parallel with rayon (plain Rust); every tch call stays on the
 //! caller's thread.
@@ -18,7 +18,7 @@ use nfn_weightspace::{NetworkSpec, WeightSpaceFeatures};
 use crate::error::{Error, Result};
 use crate::inr_set::{features_from_flat, InrSetManifest, ShardRecords, Split};
 
-/// Positions whose training-set std is below this are divided by 1 instead (REFERENCE §3.5).
+/// Positions whose training-set std is below this are divided by 1 instead (design.md §3.5).
 pub const MIN_STD: f64 = 1e-5;
 
 /// An INR data set on disk: its folder and manifest.
@@ -34,7 +34,7 @@ pub struct InrSet {
 pub struct InrSplit {
     /// The SIREN spec.
     pub spec: NetworkSpec,
-    /// Flat parameters `[n, num_params]` f32 (REFERENCE §1.4 order).
+    /// Flat parameters `[n, num_params]` f32 (design.md §1.4 order).
     pub params: Tensor,
     /// Class labels `[n]` i64.
     pub labels: Tensor,
@@ -161,7 +161,7 @@ impl InrSplit {
     }
 
     /// Per-position mean and population std of the parameters over this split (use the training
-    /// split), std below [`MIN_STD`] replaced by 1 (REFERENCE §3.5).
+    /// split), std below [`MIN_STD`] replaced by 1 (design.md §3.5).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for an empty split.

@@ -1,4 +1,4 @@
-//! A minimal, non-executing reader of PyTorch `.pth` state dicts (REFERENCE §6.1): the zip holds
+//! A minimal, non-executing reader of PyTorch `.pth` state dicts (design.md §6.1): the zip holds
 //! `<name>/data.pkl` and raw storages `<name>/data/<key>`. The pickle is interpreted, never run:
 //! only the opcodes `torch.save` emits for a dict of tensors are understood, and only the globals
 //! `collections.OrderedDict`, `torch._utils._rebuild_tensor_v2` and `torch.{Float,Double}Storage`
@@ -364,7 +364,7 @@ impl Unpickler<'_> {
 }
 
 /// One reference SIREN: its image index, class label and flat parameters in our order
-/// (REFERENCE §1.4: `W0, b0, W1, b1, W2, b2`, weights `(out, in)` as stored).
+/// (design.md §1.4: `W0, b0, W1, b1, W2, b2`, weights `(out, in)` as stored).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReferenceInr {
     /// Index into the concatenated torchvision train + test set (from `net<idx>.pth`).
@@ -395,11 +395,12 @@ pub fn reference_prefix(copy: Option<u32>) -> String {
     }
 }
 
-/// List the SIREN files of one copy of a reference folder (REFERENCE §6.1) without opening them:
+/// List the SIREN files of one copy of a reference folder (design.md §6.1) without opening them:
 /// `copy = None` lists the base fits `randinit_smaller_<d>s/net<idx>.pth`, `Some(k)` the augmented
 /// copy `randinit_smaller_aug<k>_<d>s`. Only exact folder names match, so the base set does *not*
-/// pick up `_aug` folders (the intended behaviour; trap 5 describes the reference glob that does).
-/// Other folders and files are ignored. Sorted by `idx` (stable, after the sorted folder order).
+/// pick up `_aug` folders (the intended behaviour; design.md §8.5 describes the reference glob that
+/// does). Other folders and files are ignored. Sorted by `idx` (stable, after the sorted folder
+/// order).
 ///
 /// # Errors
 /// [`Error::File`] naming a folder that cannot be listed.
@@ -470,7 +471,7 @@ pub fn read_reference_params(
     Ok(tensors.into_iter().flat_map(|(_, t)| t.data).collect())
 }
 
-/// Read the SIRENs of one copy from a reference folder (REFERENCE §6.1): the files
+/// Read the SIRENs of one copy from a reference folder (design.md §6.1): the files
 /// [`list_reference_inrs`] lists, each read by [`read_reference_params`]. Sorted by `idx`.
 ///
 /// # Errors

@@ -43,7 +43,7 @@ fn write_zoo(dir: &Path) {
         writeln!(gz, "{r},{step}.0,{},0.5,0.001", 0.1 * (r + 1) as f32).unwrap();
     }
     gz.finish().unwrap();
-    // Trap 4: a leading "0" header artefact, so row 0 appears twice.
+    // design.md §8.4: a leading "0" header artefact, so row 0 appears twice.
     std::fs::write(dir.join("split.csv"), "0\n2\n0\n1\n3\n").unwrap();
 }
 

@@ -1,4 +1,4 @@
-//! Converting reference SIREN folders (REFERENCE §6.1) into our INR-set format, read back by the
+//! Converting reference SIREN folders (design.md §6.1) into our INR-set format, read back by the
 //! unchanged loader: values, labels, image indices and splits end to end, gaps and shards,
 //! resuming, and typed errors naming the file for corrupt, wrong-shape and missing inputs.
 

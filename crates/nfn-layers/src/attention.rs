@@ -1,4 +1,4 @@
-//! NFT weight-space self-attention, NpAttention (REFERENCE §4.1, §4.2; NFT paper, Sec. 3).
+//! NFT weight-space self-attention, NpAttention (design.md §4.1, §4.2; NFT paper, Sec. 3).
 //!
 //! Output = layer-level term (attention among the `2L` per-tensor mean tokens) + neuron-level term
 //! (for each neuron layer `m`, one softmax over the columns of `W_{m-1}`, the bias `b_{m-1}` and
@@ -30,7 +30,8 @@ pub struct NpAttentionConfig {
     /// Dropout on the neuron-level attention probabilities (training only).
     pub dropout: f64,
     /// One `C -> 3C` projection for all tensors (MLPs); `false` gives per-layer projections
-    /// `k_l C -> 3C` / `C -> 3C` and unprojections `C -> k_l C` (required for CNNs, §4.4).
+    /// `k_l C -> 3C` / `C -> 3C` and unprojections `C -> k_l C` (required for CNNs,
+    /// design.md §4.4).
     pub share_projections: bool,
     /// Keep the layer-level ("diagonal") term.
     pub layer_term: bool,
@@ -41,8 +42,8 @@ pub struct NpAttentionConfig {
 impl Default for NpAttentionConfig {
     fn default() -> Self {
         NpAttentionConfig {
-            channels: 256,           // Inr2Array encoder width (REFERENCE §5.1)
-            num_heads: 4,            // H = 4, dh = 64 (REFERENCE §5.1)
+            channels: 256,           // Inr2Array encoder width (design.md §5.1)
+            num_heads: 4,            // H = 4, dh = 64 (design.md §5.1)
             dropout: 0.0,            // Inr2Array uses no dropout
             share_projections: true, // MLP / SIREN weights
             layer_term: true,        // both terms on (no ablation)
@@ -73,7 +74,7 @@ impl NpAttentionConfig {
     }
 }
 
-/// The q/k/v projections (REFERENCE §4.1).
+/// The q/k/v projections (design.md §4.1).
 #[derive(Debug)]
 enum Projections {
     /// `to_qkv`: one `C -> 3C` map for every tensor.
@@ -99,7 +100,7 @@ impl Projections {
     }
 }
 
-/// NP-equivariant weight-space self-attention (REFERENCE §4.2).
+/// NP-equivariant weight-space self-attention (design.md §4.2).
 ///
 /// Parameters: `to_qkv/{weight,bias}` when projections are shared, otherwise
 /// `weight_to_qkv/{l}`, `bias_to_qkv/{l}`, `unproject_weight/{l}` (each `{weight,bias}`). The
@@ -117,7 +118,7 @@ impl NpAttention {
     ///
     /// # Errors
     /// [`Error::Config`] if the config is invalid, or projections are shared on a CNN spec (folded
-    /// widths differ per layer, trap 13).
+    /// widths differ per layer, design.md §8.13).
     pub fn new(vs: &nn::Path, spec: &NetworkSpec, cfg: &NpAttentionConfig) -> Result<Self> {
         cfg.validate()?;
         let c = cfg.channels;
@@ -302,7 +303,8 @@ impl WsModuleT for NpAttention {
                 let count = w_parts.len() as f64;
                 let mut w = sum_all(w_parts).reshape([b, n_out, n_in, c]); // [b, n_out, n_in, C]
                 if let Projections::PerLayer { unproject, .. } = &self.proj {
-                    // Each contribution is unprojected (trap 13): the bias counts `count` times.
+                    // Each contribution is unprojected (design.md §8.13): the bias counts
+                    // `count` times.
                     w = unproject[l].forward(&w); // [b, n_out, n_in, k C]
                     if let Some(bias) = &unproject[l].bias {
                         w = w.g_add(&(bias * (count - 1.0)));

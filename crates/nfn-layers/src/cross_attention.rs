@@ -1,4 +1,4 @@
-//! Cross-attention read-out to a permutation-invariant latent array (REFERENCE §4.5).
+//! Cross-attention read-out to a permutation-invariant latent array (design.md §4.5).
 //!
 //! Perceiver-style, depth 1, no latent self-attention:
 //! `Z = Z0 + OutProj(Attn(LN_q(Z0) Wq, LN_kv(X) Wk, LN_kv(X) Wv))`, then
@@ -36,7 +36,7 @@ pub struct CrossAttnReadoutConfig {
 impl Default for CrossAttnReadoutConfig {
     fn default() -> Self {
         CrossAttnReadoutConfig {
-            channels: 256,   // NFT width (REFERENCE §5.1)
+            channels: 256,   // NFT width (design.md §5.1)
             num_latents: 16, // M = 16 (4 x 4 spatial latent)
             latent_dim: 256, // D = 256
             num_heads: 1,    // one cross head
@@ -68,7 +68,7 @@ impl CrossAttnReadoutConfig {
     }
 }
 
-/// Perceiver cross-attention from `M` learned latents to the weight-space token set (REFERENCE
+/// Perceiver cross-attention from `M` learned latents to the weight-space token set (design.md
 /// §4.5). Invariant to any permutation of the tokens, hence to hidden-neuron permutations.
 ///
 /// Parameters: `latents` `[M, D]` (init `N(0, 1)`); LayerNorms `ln_latents` (D), `ln_tokens` (C),
@@ -131,7 +131,7 @@ impl CrossAttnReadout {
 }
 
 /// The weight-space token set `[b, N, C]`: per layer the weight entries row-major, then the bias
-/// (REFERENCE §1.4). No copy per tensor when the features are channel-last in memory.
+/// (design.md §1.4). No copy per tensor when the features are channel-last in memory.
 pub fn tokens(wsfeat: &WeightSpaceFeatures) -> Tensor {
     let (b, c) = (wsfeat.batch_size(), wsfeat.channels());
     let parts: Vec<Tensor> = wsfeat

@@ -1,4 +1,4 @@
-//! Element-wise activations and dropouts on weight-space features (REFERENCE §2.2, §2.3).
+//! Element-wise activations and dropouts on weight-space features (design.md §2.2, §2.3).
 
 use nfn_weightspace::{fold, unfold, WeightSpaceFeatures};
 use serde::{Deserialize, Serialize};
@@ -7,7 +7,7 @@ use tch::Tensor;
 use crate::error::{Error, Result};
 use crate::module::WsModuleT;
 
-/// An activation applied to every weight and bias entry ("TupleOp", REFERENCE §2.2).
+/// An activation applied to every weight and bias entry ("TupleOp", design.md §2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WsActivation {
@@ -46,7 +46,7 @@ fn check_p(p: f64) -> Result<()> {
     }
 }
 
-/// Ordinary element-wise dropout on every tensor (REFERENCE §2.3), active only when `train`.
+/// Ordinary element-wise dropout on every tensor (design.md §2.3), active only when `train`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WsDropout {
     p: f64,
@@ -79,7 +79,7 @@ impl WsModuleT for WsDropout {
     }
 }
 
-/// Channel dropout (REFERENCE §2.3): folded weights `[b, k_l c, n_out, n_in]` lose whole channels
+/// Channel dropout (design.md §2.3): folded weights `[b, k_l c, n_out, n_in]` lose whole channels
 /// per network (Dropout2d, mask `[b, k_l c, 1, 1]`, survivors scaled by `1/(1-p)`); biases get
 /// element-wise dropout. Active only when `train`.
 #[derive(Debug, Clone, Copy, PartialEq)]

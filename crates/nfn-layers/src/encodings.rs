@@ -1,4 +1,4 @@
-//! Input encodings: Gaussian Fourier features, IO sinusoidal encoding, learned positional embeddings (REFERENCE §2.5).
+//! Input encodings: Gaussian Fourier features, IO sinusoidal encoding, learned positional embeddings (design.md §2.5).
 
 use std::f64::consts::PI;
 
@@ -25,7 +25,7 @@ pub struct GaussianFourierConfig {
 
 impl Default for GaussianFourierConfig {
     fn default() -> Self {
-        // Inr2Array encoder (REFERENCE §5.1): raw weights, m = 128 (C = 256 out), scale 3.
+        // Inr2Array encoder (design.md §5.1): raw weights, m = 128 (C = 256 out), scale 3.
         GaussianFourierConfig { in_channels: 1, mapping_size: 128, scale: 3.0 }
     }
 }
@@ -102,7 +102,7 @@ pub struct IoSinusoidalConfig {
 
 impl Default for IoSinusoidalConfig {
     fn default() -> Self {
-        // NFN-NP SIREN classifier (REFERENCE §6.4): max_freq 10, 6 bands, no layer encoding.
+        // NFN-NP SIREN classifier (design.md §6.4): max_freq 10, 6 bands, no layer encoding.
         IoSinusoidalConfig { max_freq: 10.0, num_bands: 6, enc_layers: false }
     }
 }
@@ -125,7 +125,7 @@ impl IoSinusoidalConfig {
     }
 }
 
-/// Sinusoidal codes of layer, input and output positions, concatenated to the channels (REFERENCE
+/// Sinusoidal codes of layer, input and output positions, concatenated to the channels (design.md
 /// §2.5). `W_0` columns get the input code, `W_{L-1}` and `b_{L-1}` rows the output code.
 #[derive(Debug)]
 pub struct IoSinusoidalEncoding {
@@ -204,7 +204,7 @@ pub struct LearnedPosEmbeddingConfig {
 
 impl Default for LearnedPosEmbeddingConfig {
     fn default() -> Self {
-        // NFT width C = 256 (Inr2Array encoder, REFERENCE §5.1).
+        // NFT width C = 256 (Inr2Array encoder, design.md §5.1).
         LearnedPosEmbeddingConfig { channels: 256 }
     }
 }
@@ -222,7 +222,7 @@ impl LearnedPosEmbeddingConfig {
     }
 }
 
-/// Learned layer, input-neuron and output-neuron embeddings added to the features (REFERENCE §2.5).
+/// Learned layer, input-neuron and output-neuron embeddings added to the features (design.md §2.5).
 ///
 /// Tables (init `N(0, 1)`): `weight_emb/weight` `[L, c]`, `bias_emb/weight` `[L, c]`,
 /// `inp_emb/weight` `[n_in, c]`, `out_emb/weight` `[n_out, c]`.

@@ -1,4 +1,4 @@
-//! HNP-equivariant linear layer, HnpLinear (REFERENCE §3.3; NFN paper, Sec. 3, HNP layer).
+//! HNP-equivariant linear layer, HnpLinear (design.md §3.3; NFN paper, Sec. 3, HNP layer).
 //!
 //! Only hidden neurons are permutable: the first layer treats each row (hidden neuron of layer 1)
 //! as one token carrying all its input columns, the last layer each column, and the middle layers
@@ -61,8 +61,8 @@ enum HnpLayer {
     Last(LastMaps),
 }
 
-/// What the HNP maps read: the §3.1 statistics, the global vector `h`, and the first layer's rows
-/// and the last layer's columns as one token per hidden neuron.
+/// What the HNP maps read: the design.md §3.1 statistics, the global vector `h`, and the first
+/// layer's rows and the last layer's columns as one token per hidden neuron.
 struct HnpInputs {
     s: Summary,
     /// `h`: `[b, H]`.
@@ -125,7 +125,7 @@ impl LastMaps {
     /// weight `[b, k_{L-1} c_out, n_out, d_{L-1}]`, bias `[b, c_out, n_out]`
     fn forward(&self, x: &HnpInputs) -> (Tensor, Tensor) {
         let (s, last) = (&x.s, x.last());
-        let mut e = vec![&x.wl_cols, &s.e[last - 1]]; // no b_{L-2} here (trap 18)
+        let mut e = vec![&x.wl_cols, &s.e[last - 1]]; // no b_{L-2} here (design.md §8.18)
         if last == 1 {
             e.push(&x.w0_rows);
         }
@@ -159,7 +159,7 @@ fn middle_forward(maps: &NpMaps, l: usize, x: &HnpInputs) -> (Tensor, Tensor) {
 }
 
 /// Hidden-neuron-permutation-equivariant linear map on weight-space features, `c_in -> c_out`
-/// channels (NFN paper's HNP layer, REFERENCE §3.3). Needs `L >= 2` layers.
+/// channels (NFN paper's HNP layer, design.md §3.3). Needs `L >= 2` layers.
 #[derive(Debug)]
 pub struct HnpLinear {
     spec: NetworkSpec,

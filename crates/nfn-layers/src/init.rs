@@ -1,4 +1,4 @@
-//! Grouped (reference-style) parameter initialisation for the NFN layers (REFERENCE §3.2, trap 14).
+//! Grouped (reference-style) parameter initialisation for the NFN layers (design.md §3.2, §8.14).
 //!
 //! Every map inside an NFN layer is an affine map over the channel axis, [`ChannelAffine`]. The
 //! reference treats all maps that write into the same output as one linear map: one bound
@@ -32,7 +32,7 @@ pub struct MapShape<'a> {
 }
 
 /// Create a group of maps under `vs / shape.name` sharing one uniform bound
-/// `1/sqrt(sum of fan-ins)`, in the order given (REFERENCE §3.2 "pytorch_default" grouped init).
+/// `1/sqrt(sum of fan-ins)`, in the order given (design.md §3.2 "pytorch_default" grouped init).
 pub fn grouped_maps(vs: &nn::Path, shapes: &[MapShape]) -> Vec<ChannelAffine> {
     let fan_in: i64 = shapes.iter().map(|s| s.c_in).sum();
     let bound = 1.0 / (fan_in.max(1) as f64).sqrt();

@@ -1,4 +1,4 @@
-//! The weight-space LayerNorm, WsLayerNorm (REFERENCE §2.4, trap 8).
+//! The weight-space LayerNorm, WsLayerNorm (design.md §2.4, §8.8).
 //!
 //! Every weight entry (folded width `k_l c`) and every bias entry (width `c`) is normalised over its
 //! channels with the **unbiased** std and eps added to the std:
@@ -92,7 +92,7 @@ impl ChannelNorm {
     }
 }
 
-/// Per-layer channel LayerNorm of weight-space features (REFERENCE §2.4).
+/// Per-layer channel LayerNorm of weight-space features (design.md §2.4).
 ///
 /// Parameters: `weight_norms/{l}/{weight,bias}` of width `k_l c`, `bias_norms/{l}/{weight,bias}`
 /// of width `c`.

@@ -3,28 +3,28 @@
 //!
 //! Sits on `nfn-weightspace`; used by `nft-model` and `inr2array`. Every layer is a small struct
 //! built from a `tch::nn::Path`, implementing [`WsModuleT`] (features to features) or
-//! [`WsReadoutT`] (features to a tensor). Section numbers refer to the project's REFERENCE spec.
+//! [`WsReadoutT`] (features to a tensor). Section numbers (§) refer to `docs/design.md`.
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used)]
 
 pub mod error;
 pub mod module;
 
-// Shared blocks (§2)
+// Shared blocks (design.md §2)
 pub mod elementwise;
 pub mod encodings;
 pub mod layer_norm;
 pub mod pointwise;
 pub mod scale;
 
-// NFN layers (§3)
+// NFN layers (design.md §3)
 pub mod hnp_linear;
 pub mod init;
 pub mod np_linear;
 pub mod pool;
 pub mod stats;
 
-// NFT layers (§4)
+// NFT layers (design.md §4)
 pub mod attention;
 pub mod cross_attention;
 pub mod nft_block;

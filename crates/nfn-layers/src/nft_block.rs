@@ -1,4 +1,4 @@
-//! The pre-LN NFT block (REFERENCE §4.3; NFT paper, Sec. 3).
+//! The pre-LN NFT block (design.md §4.3; NFT paper, Sec. 3).
 //!
 //! `x = x + Dropout(NpAttention(LN_1(x)))`, then
 //! `x = x + Dropout(Pointwise(f C -> C)(GELU(Pointwise(C -> f C)(LN_2(x)))))`.
@@ -33,7 +33,7 @@ pub struct NftBlockConfig {
 impl Default for NftBlockConfig {
     fn default() -> Self {
         NftBlockConfig {
-            channels: 256,           // Inr2Array encoder (REFERENCE §5.1)
+            channels: 256,           // Inr2Array encoder (design.md §5.1)
             num_heads: 4,            // H = 4, dh = 64
             ff_factor: 4,            // ff_factor = 4
             dropout: 0.0,            // no dropout in Inr2Array (0.1 in the unreleased NFT configs)
@@ -68,7 +68,7 @@ impl NftBlockConfig {
     }
 }
 
-/// One pre-LN transformer block in weight space (REFERENCE §4.3).
+/// One pre-LN transformer block in weight space (design.md §4.3).
 ///
 /// Parameters: `ln_attn`, `attn`, `ln_ff`, `ff_in`, `ff_out` (see the sub-layers).
 #[derive(Debug)]

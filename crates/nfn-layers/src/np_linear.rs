@@ -1,7 +1,8 @@
-//! NP-equivariant linear layer, NpLinear (REFERENCE §3.2; NFN paper, Sec. 3, NP layer).
+//! NP-equivariant linear layer, NpLinear (design.md §3.2; NFN paper, Sec. 3, NP layer).
 //!
-//! Also holds what the HNP layer shares with it: the summary statistics of §3.1 (`Summary`) and
-//! the per-layer NP update (`NpMaps`), which HNP's middle layers reuse with their own widths.
+//! Also holds what the HNP layer shares with it: the summary statistics of design.md §3.1
+//! (`Summary`) and the per-layer NP update (`NpMaps`), which HNP's middle layers reuse with their
+//! own widths.
 
 use nfn_weightspace::{fold, unfold, NetworkSpec, WeightSpaceFeatures};
 use serde::{Deserialize, Serialize};
@@ -20,7 +21,7 @@ pub struct NpLinearConfig {
     pub c_in: i64,
     /// Output channels `c_out`.
     pub c_out: i64,
-    /// Learned input/output embeddings added to the layer's input ("NP-PosEmb", §3.2).
+    /// Learned input/output embeddings added to the layer's input ("NP-PosEmb", design.md §3.2).
     pub io_embed: bool,
 }
 
@@ -39,7 +40,7 @@ pub(crate) fn check_channels(c_in: i64, c_out: i64) -> Result<()> {
     Ok(())
 }
 
-/// The summary statistics of REFERENCE §3.1 over folded weights, per layer `l`.
+/// The summary statistics of design.md §3.1 over folded weights, per layer `l`.
 #[derive(Debug)]
 pub(crate) struct Summary {
     /// Folded weights `W_l`: `[b, C_l, n_out, n_in]`.
@@ -80,7 +81,7 @@ impl Summary {
     }
 }
 
-/// The six maps of one NP layer `l` (REFERENCE §3.2): `P` (pointwise), `U` (global), `R` (row),
+/// The six maps of one NP layer `l` (design.md §3.2): `P` (pointwise), `U` (global), `R` (row),
 /// `S` (column) writing the weight, `T` (bias from column features), `V` (bias from global).
 #[derive(Debug)]
 pub(crate) struct NpMaps {
@@ -112,7 +113,7 @@ pub(crate) struct NpWidths {
 }
 
 impl NpMaps {
-    /// Maps with grouped init: `{P, U, R, S}` and `{T, V}` (REFERENCE §3.2).
+    /// Maps with grouped init: `{P, U, R, S}` and `{T, V}` (design.md §3.2).
     pub fn new(vs: &nn::Path, w: NpWidths, k_l: i64, c_out: i64) -> Self {
         let out = k_l * c_out;
         let shape = |name, c_in, c_out| MapShape { name, c_in, c_out };
@@ -172,7 +173,7 @@ impl NpMaps {
     }
 }
 
-/// Learned IO embeddings of one NpLinear (REFERENCE §3.2 "Optional IO embedding").
+/// Learned IO embeddings of one NpLinear (design.md §3.2 "Optional IO embedding").
 ///
 /// With a single layer (`L == 1`) both weight embeddings go to `W_0` (the reference's code would
 /// emit an extra weight tensor there).
@@ -187,7 +188,7 @@ struct IoEmbed {
 }
 
 /// Permutation-equivariant linear map on weight-space features, `c_in -> c_out` channels
-/// (NFN paper's NP layer, REFERENCE §3.2).
+/// (NFN paper's NP layer, design.md §3.2).
 ///
 /// Equivariant to permuting every neuron layer, inputs and outputs included, unless `io_embed`.
 #[derive(Debug)]

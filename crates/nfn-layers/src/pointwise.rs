@@ -1,4 +1,4 @@
-//! Pointwise channel mixing per layer (REFERENCE §2.1).
+//! Pointwise channel mixing per layer (design.md §2.1).
 //!
 //! Also holds the channel-last helpers the NFT layers share: every per-entry affine map here runs
 //! as one GEMM over `[entries, c]` rows. Layers return channel-first *views* of channel-last
@@ -92,7 +92,7 @@ pub struct PointwiseConfig {
 
 impl Default for PointwiseConfig {
     fn default() -> Self {
-        // The NFT width C = 256 in and out (Inr2Array encoder, REFERENCE §5.1).
+        // The NFT width C = 256 in and out (Inr2Array encoder, design.md §5.1).
         PointwiseConfig { c_in: 256, c_out: 256 }
     }
 }

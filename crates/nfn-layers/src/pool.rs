@@ -1,4 +1,4 @@
-//! Invariant pooling: NpPool and HnpPool (REFERENCE §3.4).
+//! Invariant pooling: NpPool and HnpPool (design.md §3.4).
 //!
 //! Both read weight-space features out to one vector per network, flattened channel-major
 //! (`index = c * count + position`). Filter taps are kept, not averaged.

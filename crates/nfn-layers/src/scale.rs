@@ -1,4 +1,4 @@
-//! Learned per-tensor output scale (REFERENCE §2.6).
+//! Learned per-tensor output scale (design.md §2.6).
 
 use nfn_weightspace::{NetworkSpec, WeightSpaceFeatures};
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,7 @@ pub struct LearnedScaleConfig {
 
 impl Default for LearnedScaleConfig {
     fn default() -> Self {
-        // `out_scale` of the editing models, so initial edits are tiny (REFERENCE §2.6).
+        // `out_scale` of the editing models, so initial edits are tiny (design.md §2.6).
         LearnedScaleConfig { init_scale: 0.01 }
     }
 }

@@ -1,4 +1,4 @@
-//! The StatNet featurizer: per-tensor statistics (REFERENCE §3.4; Unterthiner et al.'s StatNet).
+//! The StatNet featurizer: per-tensor statistics (design.md §3.4; Unterthiner et al.'s StatNet).
 //!
 //! Seven numbers per weight or bias tensor and channel: mean, unbiased variance, and the 0, 25, 50,
 //! 75 and 100 % quantiles (linear interpolation) over all entries, filter taps included.

@@ -1,4 +1,4 @@
-//! NFT layers (REFERENCE §4): NpAttention and NftBlock commute with hidden-neuron permutations and
+//! NFT layers (design.md §4): NpAttention and NftBlock commute with hidden-neuron permutations and
 //! notice uncoupled ones (MLPs with shared, CNNs with per-layer projections); the cross-attention
 //! read-out is invariant and sensitive. The block and read-out match slow direct implementations
 //! of the spec's equations; gradients are finite and pass central differences.
@@ -75,7 +75,8 @@ proptest! {
     }
 
     /// The read-out alone is a set function of the entries, invariant to *every* token permutation
-    /// (uncoupled ones included, §4.5); behind an NFT block it must notice uncoupled permutations.
+    /// (uncoupled ones included, design.md §4.5); behind an NFT block it must notice uncoupled
+    /// permutations.
     #[test]
     fn readout_is_invariant_and_sensitive_behind_a_block(spec in default_mlp_spec(), c in prop::sample::select(vec![2i64, 4]), seed in any::<u64>()) {
         let (_vs, ro) = readout(&spec, c, seed);
@@ -121,7 +122,7 @@ fn var(vs: &nn::VarStore, name: &str) -> Tensor {
     vs.variables().remove(&name.replace('/', ".")).unwrap_or_else(|| panic!("no variable {name}"))
 }
 
-/// Slow per-entry LayerNorm of §2.4 on a channel-first tensor (dense layers).
+/// Slow per-entry LayerNorm of design.md §2.4 on a channel-first tensor (dense layers).
 fn slow_ln(x: &Tensor, gamma: &Tensor, beta: &Tensor) -> Tensor {
     let mean = x.mean_dim(1, true, None);
     let std = x.std_dim(1, true, true);
@@ -198,7 +199,7 @@ fn block_matches_its_equations() {
     assert!(got.flatten().allclose(&expect.flatten(), 1e-10, 1e-10, false));
 }
 
-/// Slow read-out (§4.5), one network at a time with explicit softmax.
+/// Slow read-out (design.md §4.5), one network at a time with explicit softmax.
 fn slow_readout(vs: &nn::VarStore, x: &WeightSpaceFeatures) -> Tensor {
     let ln = |t: &Tensor, name: &str| {
         let mean = t.mean_dim(-1, true, None);

@@ -1,4 +1,4 @@
-//! Shared blocks (REFERENCE §2): Pointwise, element-wise ops, WsLayerNorm, encodings and the
+//! Shared blocks (design.md §2): Pointwise, element-wise ops, WsLayerNorm, encodings and the
 //! learned scale commute with hidden-neuron permutations (f64, MLPs and CNNs), have finite
 //! gradients, and the LayerNorm passes a central-difference check.
 

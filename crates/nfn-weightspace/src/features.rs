@@ -1,4 +1,4 @@
-//! Batched, multi-channel weight-space features (REFERENCE §1.1, §1.3, §1.4).
+//! Batched, multi-channel weight-space features (design.md §1.1, §1.3, §1.4).
 
 use tch::{Device, Kind, Tensor};
 
@@ -346,14 +346,14 @@ impl WeightSpaceFeatures {
     }
 
     /// Weights with conv filter taps folded into channels: `[b, c*kh*kw, n_out, n_in]`
-    /// (folded index `c*kh*kw + y*kw + x`, REFERENCE §1.3). Dense weights are returned as they are.
+    /// (folded index `c*kh*kw + y*kw + x`, design.md §1.3). Dense weights are returned as they are.
     pub fn folded_weights(&self) -> Vec<Tensor> {
         self.weights.iter().map(fold).collect()
     }
 
     /// All entries as one vector per network and channel: `[b, c, N]` with `N` the parameter count.
     /// Per layer, the weight entries in row-major `(out, in(, kh, kw))` order, then the bias
-    /// (REFERENCE §1.4). With `c = 1` this is the usual flat parameter vector.
+    /// (design.md §1.4). With `c = 1` this is the usual flat parameter vector.
     pub fn flatten(&self) -> Tensor {
         let (b, c) = (self.batch_size(), self.channels());
         let parts: Vec<Tensor> = self

@@ -1,4 +1,4 @@
-//! The hidden-neuron permutation group `S_{d_1} x .. x S_{d_{L-1}}` and its action (REFERENCE §1.5).
+//! The hidden-neuron permutation group `S_{d_1} x .. x S_{d_{L-1}}` and its action (design.md §1.5).
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;

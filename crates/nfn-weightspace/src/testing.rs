@@ -42,7 +42,7 @@ pub fn mlp_spec(
         .prop_map(|dims| NetworkSpec::mlp(&dims).expect("positive dims make a valid MLP"))
 }
 
-/// The issues' default MLP specs: 2 to 5 layers, widths 1 to 16.
+/// The default MLP specs of the symmetry tests: 2 to 5 layers, widths 1 to 16.
 pub fn default_mlp_spec() -> impl Strategy<Value = NetworkSpec> {
     mlp_spec(2..=5, 1..=16)
 }

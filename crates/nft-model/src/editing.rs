@@ -1,5 +1,5 @@
-//! Equivariant models for weight-space editing (REFERENCE §3.5 TransferNet, §6.4 NFT with an
-//! equivariant head): they predict a change `Δθ` with the input's shapes and return `θ + Δθ`.
+//! Equivariant models for weight-space editing (design.md §3.5 TransferNet, design.md §6.4 NFT with
+//! an equivariant head): they predict a change `Δθ` with the input's shapes and return `θ + Δθ`.
 
 use nfn_layers::{
     GaussianFourierConfig, GaussianFourierFeatures, HnpLinear, HnpLinearConfig, IoSinusoidalConfig,
@@ -134,7 +134,7 @@ impl Default for NftEditorConfig {
     }
 }
 
-/// The NFT with an equivariant head (REFERENCE §6.4): Fourier input, learned positional embedding,
+/// The NFT with an equivariant head (design.md §6.4): Fourier input, learned positional embedding,
 /// NFT blocks, per-layer pointwise map to one channel, learned scale, added to the input weights.
 #[derive(Debug)]
 pub struct NftEditor {
@@ -142,7 +142,7 @@ pub struct NftEditor {
 }
 
 impl NftEditor {
-    /// An editor for 1-channel features of `spec` (per-layer projections for CNNs, §4.4).
+    /// An editor for 1-channel features of `spec` (per-layer projections for CNNs, design.md §4.4).
     ///
     /// # Errors
     /// [`Error::Config`] for an odd or non-positive width; [`Error::Layers`] if a layer does not fit.

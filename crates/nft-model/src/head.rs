@@ -1,4 +1,4 @@
-//! MLP heads: the classifier / regressor that follows an invariant pooling (REFERENCE §3.5).
+//! MLP heads: the classifier / regressor that follows an invariant pooling (design.md §3.5).
 
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};

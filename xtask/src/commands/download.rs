@@ -58,7 +58,7 @@ pub struct Dataset {
 const SIREN_DRIVE: &str =
     "https://drive.google.com/drive/folders/15CdOTPWHqDcS4SwbIdm100rXkTYZPcC5";
 
-/// The known data sets (REFERENCE §6.1, §6.3).
+/// The known data sets (design.md §6.1, §6.3).
 pub fn dataset(name: &str) -> Result<Dataset> {
     let remote = |url, file, md5| Remote { url, file, md5 };
     let siren = |name, tar, dir| Dataset {

@@ -1,7 +1,7 @@
 //! Python's `random.Random(seed).shuffle` bit for bit: MT19937 seeded like CPython's
 //! `random_seed` (an int seed becomes `init_by_array` of its 32-bit words), and `shuffle` drawing
 //! `_randbelow(i + 1)` through `getrandbits(k)` with rejection. Used for the zoo's train/val split
-//! (REFERENCE §6.3); checked against a vector from `tests/fixtures/cnn_zoo/gen.py`.
+//! (design.md §6.3); checked against a vector from `tests/fixtures/cnn_zoo/gen.py`.
 
 const N: usize = 624;
 const M: usize = 397;

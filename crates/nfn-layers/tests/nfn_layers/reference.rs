@@ -132,7 +132,7 @@ fn max_abs(vars: &std::collections::HashMap<String, Tensor>, name: &str) -> f64 
     vars[name].abs().max().double_value(&[])
 }
 
-/// The reference's init (REFERENCE §3.2, §3.3, trap 14): maps writing into the same output share
+/// The reference's init (design.md §3.2, §3.3, §8.14): maps writing into the same output share
 /// one bound `1/sqrt(sum of fan-ins)`; HNP's first-layer weight maps and last-layer bias map are
 /// initialised on their own (PyTorch default).
 #[test]

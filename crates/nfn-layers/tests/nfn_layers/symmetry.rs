@@ -205,7 +205,7 @@ fn np_linear_handles_a_single_layer_with_io_embedding() {
 
 #[test]
 fn pool_widths_of_the_cnn_zoo() {
-    // REFERENCE §9: NPPool 32 and HNPPool 50 outputs per channel on the Small CNN Zoo.
+    // design.md §9: NPPool 32 and HNPPool 50 outputs per channel on the Small CNN Zoo.
     let zoo = NetworkSpec::small_cnn_zoo();
     assert_eq!(NpPool::out_features(&zoo, 1), 32);
     assert_eq!(HnpPool::out_features(&zoo, 1), 50);
