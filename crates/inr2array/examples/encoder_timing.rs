@@ -6,8 +6,8 @@
 
 use std::time::Instant;
 
-use inr2array::{siren_init, EncoderConfig, Inr2ArrayEncoder};
-use nfn_weightspace::NetworkSpec;
+use inr2array::{EncoderConfig, Inr2ArrayEncoder};
+use nfn_weightspace::{siren_init_tch_rng, NetworkSpec};
 use tch::{nn::VarStore, Device, Kind};
 
 const ITERS: usize = 3;
@@ -27,7 +27,7 @@ fn main() -> anyhow::Result<()> {
     let vs = VarStore::new(Device::Cpu);
     let enc = Inr2ArrayEncoder::new(&vs.root(), &spec, &cfg)?;
     let params: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
-    let x = siren_init(&spec, b, (Kind::Float, Device::Cpu));
+    let x = siren_init_tch_rng(&spec, b, (Kind::Float, Device::Cpu));
     let time = |f: &dyn Fn()| {
         f();
         median(

@@ -1,16 +1,15 @@
-//! The spatial hypernetwork decoder: each latent vector to a full set of SIREN parameters (REFERENCE §5.2).
+//! The spatial hypernetwork decoder: each latent vector to a full set of SIREN parameters (design.md §5.2).
 //!
-//! `sitzmann`: one MLP per SIREN parameter tensor (`W0, b0, W1, b1, W2, b2`), output layer scaled by
-//! 1/100 (trap 14). `additive`: one MLP for all parameters, `θ = raw * s + θ0` with `θ0` a learned
-//! fresh SIREN init and `s` a learned per-tensor scale.
+//! `sitzmann`: one MLP per SIREN parameter tensor (`W0, b0, W1, b1, W2, b2`), output layer scaled
+//! by 1/100 (design.md §8.14). `additive`: one MLP for all parameters, `θ = raw * s + θ0` with `θ0`
+//! a learned fresh SIREN init and `s` a learned per-tensor scale.
 
-use nfn_weightspace::{NetworkSpec, WeightSpaceFeatures};
+use nfn_weightspace::{siren_init_tch_rng, NetworkSpec, WeightSpaceFeatures};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Init, Module};
 use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
-use crate::siren::siren_init;
 
 /// Which hypernetwork decodes the latents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,7 +89,7 @@ struct AdditiveBase {
     sizes: Vec<i64>,
 }
 
-/// The spatial decoder (REFERENCE §5.2): every latent vector decodes to one SIREN.
+/// The spatial decoder (design.md §5.2): every latent vector decodes to one SIREN.
 ///
 /// Parameters (`sitzmann`): `heads/<t>/{fc1,fc2,out}` for tensor `t` in order `W0, b0, W1, ...`.
 /// (`additive`): `mlp/{fc1,fc2,out}`, `theta0` `[P]`, `scales` `[2 L]`.
@@ -156,7 +155,8 @@ impl SpatialDecoder {
                 let p = spec.num_params();
                 let mlp_vs = vs / "mlp";
                 let out = torch_linear(&mlp_vs / "out", h, p);
-                let fresh = siren_init(spec, 1, (Kind::Float, vs.device())).flatten().view([p]);
+                let fresh =
+                    siren_init_tch_rng(spec, 1, (Kind::Float, vs.device())).flatten().view([p]);
                 let sizes: Vec<i64> = tensors.iter().map(|t| t.0).collect();
                 let init_scales: Vec<f32> = fresh
                     .split_with_sizes(&sizes, 0)
@@ -186,7 +186,7 @@ impl SpatialDecoder {
         &self.spec
     }
 
-    /// Flat SIREN parameters per latent (flatten order of REFERENCE §1.4).
+    /// Flat SIREN parameters per latent (flatten order of design.md §1.4).
     ///
     /// # Shapes
     /// `[b, M, D]` → `[b, M, P]`

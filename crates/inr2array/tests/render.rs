@@ -1,11 +1,8 @@
-//! Spatial rendering: the image's shape, cells that tile the grid (REFERENCE §5.2, trap 15), and
+//! Spatial rendering: the image's shape, cells that tile the grid (design.md §5.2, §8.15), and
 //! agreement with plain rendering when every latent decodes to the same SIREN.
 
-use inr2array::{
-    pixel_cells, render_siren, siren_init, DecoderConfig, DecoderType, SpatialDecoder,
-    SpatialRenderer,
-};
-use nfn_weightspace::{NetworkSpec, WeightSpaceFeatures};
+use inr2array::{pixel_cells, DecoderConfig, DecoderType, SpatialDecoder, SpatialRenderer};
+use nfn_weightspace::{render_siren, siren_init_tch_rng, NetworkSpec, WeightSpaceFeatures};
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
 #[test]
@@ -49,7 +46,7 @@ fn same_siren_everywhere_equals_plain_rendering() {
     tch::manual_seed(3);
     for (c, side) in [(1i64, 28i64), (3, 32)] {
         let spec = NetworkSpec::siren(c);
-        let theta = siren_init(&spec, 2, (Kind::Double, Device::Cpu)); // [2] SIRENs
+        let theta = siren_init_tch_rng(&spec, 2, (Kind::Double, Device::Cpu)); // [2] SIRENs
         let copies = theta
             .index_batch(&Tensor::from_slice(&[0i64, 1]).repeat_interleave_self_int(16, 0, None));
         let renderer = SpatialRenderer::new(side, side, 4, Device::Cpu).expect("valid sizes");

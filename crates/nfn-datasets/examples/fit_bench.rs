@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use nfn_datasets::siren::{fit_sirens, SirenFitConfig};
+use nfn_datasets::siren_fit::{fit_sirens, SirenFitConfig};
 use nfn_datasets::{ImageSet, DEFAULT_FASHION_MNIST_DIR};
 
 /// CPU seconds (user + system) this process has used, from `/proc/self/stat` (Linux, 100 Hz ticks).

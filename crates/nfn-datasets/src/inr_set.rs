@@ -6,7 +6,7 @@
 //! Each shard file is `MAGIC`, the payload length (u64 LE), its CRC-32 (u32 LE), then the bincode
 //! payload, so truncated and corrupt shards are detected and named.
 //!
-//! Splits follow REFERENCE §6.1: contiguous index ranges of the image set; extra copies (SIRENs
+//! Splits follow design.md §6.1: contiguous index ranges of the image set; extra copies (SIRENs
 //! fitted from other random initialisations) exist for training images only.
 //!
 //! Sets converted from elsewhere ([`crate::convert`], e.g. the reference `.pth` folders) use the same
@@ -24,7 +24,7 @@ use nfn_weightspace::{NetworkSpec, WeightSpaceFeatures};
 
 use crate::error::{Error, Result};
 use crate::images::ImageSet;
-use crate::siren::{fit_sirens, FitProgress, SirenFitConfig};
+use crate::siren_fit::{fit_sirens, FitProgress, SirenFitConfig};
 
 /// Version of the manifest and shard layout written by this code.
 pub const FORMAT_VERSION: u32 = 1;
@@ -72,7 +72,7 @@ pub struct SplitRanges {
 }
 
 impl SplitRanges {
-    /// FashionMNIST's Inr2Array splits (REFERENCE §6.1): `[0,55000) / [55000,60000) / [60000,70000)`.
+    /// FashionMNIST's Inr2Array splits (design.md §6.1): `[0,55000) / [55000,60000) / [60000,70000)`.
     pub fn fashion_mnist() -> Self {
         SplitRanges { train: [0, 55_000], val: [55_000, 60_000], test: [60_000, 70_000] }
     }
@@ -177,7 +177,7 @@ pub struct InrSource {
     /// CRC-32 of the listing (copy, image index, label of every INR, in shard order): a resumed
     /// conversion refuses a source that changed.
     pub listing_crc32: u32,
-    /// Extra-copy INRs left out because their image is not a training image (REFERENCE §6.1: copies
+    /// Extra-copy INRs left out because their image is not a training image (design.md §6.1: copies
     /// are for training only).
     pub dropped_copies: i64,
 }
@@ -315,7 +315,7 @@ impl InrSetManifest {
     }
 }
 
-/// The records of one shard: per INR its flat parameters (REFERENCE §1.4 order: `W0, b0, W1, ...`),
+/// The records of one shard: per INR its flat parameters (design.md §1.4 order: `W0, b0, W1, ...`),
 /// label, image index, final PSNR and steps. Converted INRs, whose fitting is unknown, have PSNR
 /// NaN and 0 steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

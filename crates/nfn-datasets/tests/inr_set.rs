@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use nfn_datasets::inr_set::{write_inr_set, InrSetOptions, Split, SplitRanges, WriteEvent};
 use nfn_datasets::loader::InrSet;
-use nfn_datasets::siren::SirenFitConfig;
+use nfn_datasets::siren_fit::SirenFitConfig;
 use nfn_datasets::ImageSet;
 use nfn_weightspace::NetworkSpec;
 use tch::Kind;

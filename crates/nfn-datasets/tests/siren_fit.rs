@@ -1,9 +1,9 @@
 //! Batched SIREN fitting on small synthetic images: PSNR rises, early stopping works, and the
-//! returned weights, run through `evaluate_mlp`, reproduce the reported PSNR.
+//! returned weights, rendered with `render_siren`, reproduce the reported PSNR.
 
 use anyhow::Result;
-use nfn_datasets::siren::{fit_sirens, psnr_from_mse, FitProgress, SirenFitConfig};
-use nfn_weightspace::{evaluate_mlp, pixel_grid, Activation, NetworkSpec};
+use nfn_datasets::siren_fit::{fit_sirens, psnr_from_mse, FitProgress, SirenFitConfig};
+use nfn_weightspace::{pixel_grid, render_siren, NetworkSpec};
 use tch::{Device, Kind, Tensor};
 
 /// Four 28x28 FashionMNIST-like images in [-1, 1]: a dark background with a bright smooth blob,
@@ -24,10 +24,8 @@ fn rendered_psnr(
     wsfeat: &nfn_weightspace::WeightSpaceFeatures,
     images: &Tensor,
 ) -> Result<Vec<f64>> {
-    let grid = pixel_grid(28, 28, (Kind::Float, Device::Cpu));
-    let ys = evaluate_mlp(wsfeat, &grid, Activation::SIREN)?; // [4, 784, 1]
-    let targets = images.reshape([4, 784, 1]);
-    let mse = (ys - targets).square().mean_dim(&[1i64, 2][..], false, Kind::Double);
+    let ys = render_siren(wsfeat, 28, 28)?; // [4, 1, 28, 28]
+    let mse = (ys - images).square().mean_dim(&[1i64, 2, 3][..], false, Kind::Double);
     Ok(Vec::<f64>::try_from(mse)?.into_iter().map(psnr_from_mse).collect())
 }
 

@@ -1,49 +1,13 @@
 //! Run the networks a weight space describes: the ground truth for every symmetry claim.
 //!
-//! SIRENs follow REFERENCE §5.2: `h = sin(ω0 (W x + b))` for every layer but the last, which is linear.
+//! SIRENs ([`crate::siren`]) follow design.md §5.2: `h = sin(ω0 (W x + b))` for every layer but the last, which is linear.
 
-use rand::rngs::StdRng;
-use rand::SeedableRng;
-use rand_distr::{Distribution, Uniform};
 use serde::{Deserialize, Serialize};
-use tch::{Device, Kind, Tensor};
+use tch::Tensor;
 
 use crate::error::{Error, Result};
 use crate::features::WeightSpaceFeatures;
-use crate::spec::NetworkSpec;
-
-/// The SIREN frequency factor ω0 of the reference INR data sets.
-pub const SIREN_OMEGA0: f64 = 30.0;
-
-/// `n` freshly initialised SIRENs of `spec` with the reference init (REFERENCE §6.1): first layer
-/// `U(-1/in, 1/in)`, later layers `U(-sqrt(6/in)/ω0, sqrt(6/in)/ω0)`, biases PyTorch's default
-/// `U(-1/sqrt(in), 1/sqrt(in))`. Deterministic in `seed` (LibTorch's generator is not used).
-///
-/// # Shapes
-/// `W_l` `[n, 1, n_out, n_in]`, `b_l` `[n, 1, n_out]`, f32 on the CPU.
-pub fn siren_init(spec: &NetworkSpec, n: i64, seed: u64) -> WeightSpaceFeatures {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut sample = |shape: &[i64], bound: f64| {
-        let len: i64 = shape.iter().product();
-        let dist = Uniform::new_inclusive(-bound as f32, bound as f32);
-        let data: Vec<f32> = (0..len).map(|_| dist.sample(&mut rng)).collect();
-        Tensor::from_slice(&data).reshape(shape)
-    };
-    let (weights, biases) = spec
-        .layers()
-        .iter()
-        .enumerate()
-        .map(|(l, layer)| {
-            let fan_in = (layer.n_in * layer.filter_factor()) as f64;
-            let w_bound = if l == 0 { 1.0 / fan_in } else { (6.0 / fan_in).sqrt() / SIREN_OMEGA0 };
-            let mut shape = vec![n, 1];
-            shape.extend(layer.weight_shape());
-            let w = sample(&shape, w_bound);
-            (w, sample(&[n, 1, layer.n_out], 1.0 / fan_in.sqrt()))
-        })
-        .unzip();
-    WeightSpaceFeatures::from_parts_unchecked(weights, biases)
-}
+use crate::siren::SIREN_OMEGA0;
 
 /// The hidden-layer non-linearity of the processed networks (the last layer is always linear).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -52,7 +16,7 @@ pub enum Activation {
     Relu,
     /// `tanh(x)`.
     Tanh,
-    /// `sin(omega0 * x)`, the SIREN activation (REFERENCE uses `omega0 = 30`).
+    /// `sin(omega0 * x)`, the SIREN activation (ω0 = 30 in the reference data, design.md §6.1).
     Sine {
         /// Frequency factor applied to the pre-activation `W x + b`.
         omega0: f64,
@@ -71,15 +35,6 @@ impl Activation {
             Activation::Sine { omega0 } => (xs * omega0).sin(),
         }
     }
-}
-
-/// Pixel-centre coordinates of an `h x w` grid: `linspace(-1, 1)` per axis, "ij" order, flattened
-/// row-major to `[h*w, 2]` with (row coordinate, column coordinate) per pixel (REFERENCE §5.2, trap 16).
-pub fn pixel_grid(h: i64, w: i64, options: (Kind, Device)) -> Tensor {
-    let rows = Tensor::linspace(-1.0, 1.0, h, options);
-    let cols = Tensor::linspace(-1.0, 1.0, w, options);
-    let grid = Tensor::meshgrid_indexing(&[rows, cols], "ij");
-    Tensor::stack(&[grid[0].reshape([-1]), grid[1].reshape([-1])], 1)
 }
 
 fn check_raw(wsfeat: &WeightSpaceFeatures) -> Result<()> {
@@ -204,18 +159,5 @@ pub fn evaluate(wsfeat: &WeightSpaceFeatures, xs: &Tensor, act: Activation) -> R
         evaluate_cnn(wsfeat, xs, act, 1)
     } else {
         evaluate_mlp(wsfeat, xs, act)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grid_is_ij_and_includes_endpoints() {
-        let g = pixel_grid(3, 2, (Kind::Double, Device::Cpu));
-        assert_eq!(g.size(), vec![6, 2]);
-        let v: Vec<f64> = Vec::try_from(g.reshape([-1])).expect("f64 tensor");
-        assert_eq!(v, vec![-1., -1., -1., 1., 0., -1., 0., 1., 1., -1., 1., 1.]);
     }
 }

@@ -1,6 +1,6 @@
 //! The weight-space core of nfn-rs: network specs, batched multi-channel weight-space features as
 //! LibTorch tensors, the hidden-neuron permutation group and its action, evaluation of the networks
-//! a weight space describes, and `.npy`/`.npz` I/O.
+//! a weight space describes, SIRENs (init, pixel grid, rendering), and `.npy`/`.npz` I/O.
 //!
 //! Every other nfn-rs crate sits on this one: `nfn-layers` builds equivariant layers on
 //! [`WeightSpaceFeatures`], `nfn-datasets` produces them from files. With the `testing` feature it
@@ -15,14 +15,16 @@ pub mod function;
 pub mod io;
 pub mod permutation;
 pub mod runtime;
+pub mod siren;
 pub mod spec;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use error::{Error, Result};
 pub use features::{fold, unfold, WeightSpaceFeatures};
-pub use function::{
-    evaluate, evaluate_cnn, evaluate_mlp, pixel_grid, siren_init, Activation, SIREN_OMEGA0,
-};
+pub use function::{evaluate, evaluate_cnn, evaluate_mlp, Activation};
 pub use permutation::NeuronPermutation;
+pub use siren::{
+    pixel_grid, render_siren, siren_init, siren_init_tch_rng, SIREN_HIDDEN, SIREN_OMEGA0,
+};
 pub use spec::{LayerSpec, NetworkSpec};

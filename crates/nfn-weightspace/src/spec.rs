@@ -1,8 +1,9 @@
-//! Network specs: the shape of a weight space (REFERENCE §1.1–1.2).
+//! Network specs: the shape of a weight space (design.md §1.1–1.2).
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::siren::SIREN_HIDDEN;
 
 /// One weight layer: a dense `[n_out, n_in]` matrix or a 2-D conv `[n_out, n_in, kh, kw]` filter bank,
 /// plus its bias `[n_out]`.
@@ -136,9 +137,10 @@ impl NetworkSpec {
         Self::new(dims.windows(2).map(|d| LayerSpec::dense(d[0], d[1])).collect())
     }
 
-    /// The SIREN of the reference INR data sets: 2 -> 32 -> 32 -> `c_out` (1 grey, 3 colour).
+    /// The SIREN of the reference INR data sets: 2 -> 32 -> 32 -> `c_out` (1 grey, 3 colour);
+    /// hidden width [`SIREN_HIDDEN`], see [`crate::siren`].
     pub fn siren(c_out: i64) -> Self {
-        Self::mlp(&[2, 32, 32, c_out]).expect("constant SIREN dims are valid")
+        Self::mlp(&[2, SIREN_HIDDEN, SIREN_HIDDEN, c_out]).expect("constant SIREN dims are valid")
     }
 
     /// A CNN: conv layers with `conv_channels` outputs each and a `kernel` filter, global pooling,
@@ -162,7 +164,7 @@ impl NetworkSpec {
         Self::new(layers)
     }
 
-    /// The Small CNN Zoo network (REFERENCE §6.3): 1 -> 16 -> 16 -> 16 conv 3x3, pooling, dense 16 -> 10.
+    /// The Small CNN Zoo network (design.md §6.3): 1 -> 16 -> 16 -> 16 conv 3x3, pooling, dense 16 -> 10.
     pub fn small_cnn_zoo() -> Self {
         Self::cnn(1, &[16, 16, 16], [3, 3], 10).expect("constant zoo dims are valid")
     }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use nfn_datasets::inr_set::{write_inr_set, InrSetOptions, SplitRanges, WriteEvent};
-use nfn_datasets::siren::SirenFitConfig;
+use nfn_datasets::siren_fit::SirenFitConfig;
 use nfn_datasets::{ImageSet, DEFAULT_FASHION_MNIST_DIR};
 
 /// The image sets `fit-inrs` can read.

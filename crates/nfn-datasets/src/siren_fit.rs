@@ -1,22 +1,21 @@
-//! Batched SIREN fitting: turn images into INRs, many at once (REFERENCE §5.2, §6.1).
+//! Batched SIREN fitting: turn images into INRs, many at once (design.md §5.2, §6.1).
 //!
 //! `n` SIRENs 2 → 32 → 32 → c are stacked as `[n, ...]` tensors and trained full-batch on the pixel
 //! grid with batched matmuls and a hand-written backward pass (checked against autograd in the tests).
 //! The loss is the sum over SIRENs of each one's mean squared error, so every SIREN gets exactly its
 //! own gradient, and Adam is elementwise, so each has its own Adam state. With a PSNR target, a SIREN
-//! that reaches it stops updating and leaves the batch.
+//! that reaches it stops updating and leaves the batch. The SIRENs themselves (ω0, init, pixel grid)
+//! are [`nfn_weightspace::siren`]'s.
 
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use nfn_weightspace::{pixel_grid, NetworkSpec, WeightSpaceFeatures};
+use nfn_weightspace::{
+    pixel_grid, siren_init, NetworkSpec, WeightSpaceFeatures, SIREN_HIDDEN, SIREN_OMEGA0,
+};
 
 use crate::error::{Error, Result};
 
-/// The SIREN frequency factor ω0 of the reference INR data sets.
-pub const OMEGA0: f64 = nfn_weightspace::SIREN_OMEGA0;
-/// Hidden width of the reference SIREN.
-pub const SIREN_HIDDEN: i64 = 32;
 const ADAM_BETA1: f64 = 0.9;
 const ADAM_BETA2: f64 = 0.999;
 const ADAM_EPS: f64 = 1e-8;
@@ -51,7 +50,7 @@ impl Default for SirenFitConfig {
             lr: 5e-3,
             // Cosine decay to lr / 10 over `steps`.
             lr_final_factor: 0.1,
-            // The goal: mean >= 40 dB, no INR below 30 dB.
+            // The fitting goal: mean >= 40 dB, no INR below 30 dB.
             target_psnr: Some(40.0),
             seed: 0,
             // SIRENs per batch (and per shard): about as fast per INR as 128 or 512.
@@ -113,12 +112,6 @@ pub fn psnr_from_mse(mse: f64) -> f64 {
     10.0 * (4.0 / mse).log10()
 }
 
-/// Freshly initialised SIRENs 2 → 32 → 32 → `c_out` with the reference init
-/// ([`nfn_weightspace::siren_init`]), `[n, 1, ...]` f32, deterministic in `seed`.
-pub fn siren_init(n: i64, c_out: i64, seed: u64) -> WeightSpaceFeatures {
-    nfn_weightspace::siren_init(&NetworkSpec::siren(c_out), n, seed)
-}
-
 /// Preallocated `[n_max, p, 32]` activations: the step allocates no large tensors (page faults
 /// from freeing and re-allocating them cost about a fifth of the time otherwise).
 struct Buffers {
@@ -151,13 +144,16 @@ impl Buffers {
 /// Forward pass of the stacked SIRENs `p = [W0, b0, W1, b1, W2, b2]` (`W` `[n, out, in]`) on
 /// `xs` `[n, p, 2]`: fills `a = ω0 (W x + b)`, `h = sin(a)` in `buf`; returns `ys` `[n, p, c]`.
 fn forward(p: &[Tensor], xs: &Tensor, buf: &Buffers) -> Tensor {
-    let _ =
-        (&p[1] * OMEGA0).unsqueeze(1).baddbmm_out(&buf.a1, xs, &(&p[0] * OMEGA0).transpose(1, 2));
+    let _ = (&p[1] * SIREN_OMEGA0).unsqueeze(1).baddbmm_out(
+        &buf.a1,
+        xs,
+        &(&p[0] * SIREN_OMEGA0).transpose(1, 2),
+    );
     let _ = buf.a1.sin_out(&buf.h1);
-    let _ = (&p[3] * OMEGA0).unsqueeze(1).baddbmm_out(
+    let _ = (&p[3] * SIREN_OMEGA0).unsqueeze(1).baddbmm_out(
         &buf.a2,
         &buf.h1,
-        &(&p[2] * OMEGA0).transpose(1, 2),
+        &(&p[2] * SIREN_OMEGA0).transpose(1, 2),
     );
     let _ = buf.a2.sin_out(&buf.h2);
     p[5].unsqueeze(1).baddbmm(&buf.h2, &p[4].transpose(1, 2), 1, 1) // [n, p, c]
@@ -171,12 +167,12 @@ fn backward(p: &[Tensor], xs: &Tensor, buf: &Buffers, dys: &Tensor) -> Vec<Tenso
     let g_b2 = dys.sum_dim_intlist(1, false, Kind::Float); // [n, c]
     let _ = dys.bmm_out(&buf.dh, &p[4]); // dL/dh2 [n, p, 32]
     let da2 = a2.cos_().g_mul_(&buf.dh); // dL/da2
-    let g_w1 = da2.transpose(1, 2).bmm(&buf.h1) * OMEGA0;
-    let g_b1 = da2.sum_dim_intlist(1, false, Kind::Float) * OMEGA0;
-    let _ = da2.bmm_out(&buf.dh, &(&p[2] * OMEGA0)); // dL/dh1
+    let g_w1 = da2.transpose(1, 2).bmm(&buf.h1) * SIREN_OMEGA0;
+    let g_b1 = da2.sum_dim_intlist(1, false, Kind::Float) * SIREN_OMEGA0;
+    let _ = da2.bmm_out(&buf.dh, &(&p[2] * SIREN_OMEGA0)); // dL/dh1
     let da1 = a1.cos_().g_mul_(&buf.dh);
-    let g_w0 = da1.transpose(1, 2).bmm(xs) * OMEGA0;
-    let g_b0 = da1.sum_dim_intlist(1, false, Kind::Float) * OMEGA0;
+    let g_w0 = da1.transpose(1, 2).bmm(xs) * SIREN_OMEGA0;
+    let g_b0 = da1.sum_dim_intlist(1, false, Kind::Float) * SIREN_OMEGA0;
     vec![g_w0, g_b0, g_w1, g_b1, g_w2, g_b2]
 }
 
@@ -187,7 +183,8 @@ fn check_images(images: &Tensor) -> Result<(i64, i64, i64, i64)> {
     }
 }
 
-/// Fit one SIREN per image, starting from [`siren_init`] with `cfg.seed`.
+/// Fit one SIREN per image, starting from [`siren_init`] with `cfg.seed`
+/// (`nfn_weightspace`'s reference init).
 ///
 /// # Shapes
 /// `images` `[n, c, h, w]` in `[-1, 1]` → features `[n, 1, ...]` of `NetworkSpec::siren(c)`.
@@ -200,7 +197,7 @@ pub fn fit_sirens(
     progress: Option<&mut dyn FnMut(&FitProgress)>,
 ) -> Result<SirenFit> {
     let (n, c, _, _) = check_images(images)?;
-    fit_sirens_from(siren_init(n, c, cfg.seed), images, cfg, progress)
+    fit_sirens_from(siren_init(&NetworkSpec::siren(c), n, cfg.seed), images, cfg, progress)
 }
 
 /// Fit SIRENs starting from `init` (`[n, 1, ...]`, spec 2 → 32 → 32 → c); see [`fit_sirens`].
@@ -334,25 +331,11 @@ mod tests {
     use tch::Device;
 
     #[test]
-    fn init_bounds_and_determinism() {
-        let a = siren_init(3, 1, 7);
-        let b = siren_init(3, 1, 7);
-        assert!(a.weight(0).equal(b.weight(0)) && a.bias(2).equal(b.bias(2)));
-        assert!(!siren_init(3, 1, 8).weight(1).equal(a.weight(1)));
-        assert!(a.weight(0).abs().max().double_value(&[]) <= 0.5);
-        let bound = (6.0f64 / 32.0).sqrt() / OMEGA0;
-        assert!(a.weight(1).abs().max().double_value(&[]) <= bound + 1e-7);
-        assert!(a.weight(2).abs().max().double_value(&[]) <= bound + 1e-7);
-        assert!(a.bias(0).abs().max().double_value(&[]) <= 1.0 / 2f64.sqrt() + 1e-7);
-        assert!(a.bias(0).abs().max().double_value(&[]) > 0.3, "bias uses 1/sqrt(fan_in)");
-    }
-
-    #[test]
     fn hand_backward_matches_autograd() {
         tch::manual_seed(0);
         let opts = (Kind::Float, Device::Cpu);
         let (n, p, c) = (3, 10, 2);
-        let init = siren_init(n, c, 1);
+        let init = siren_init(&NetworkSpec::siren(c), n, 1);
         let (ws, bs) = init.into_parts();
         let params: Vec<Tensor> = ws
             .into_iter()
@@ -366,8 +349,8 @@ mod tests {
         let layer = |h: &Tensor, l: usize| {
             h.matmul(&params[2 * l].transpose(1, 2)) + params[2 * l + 1].unsqueeze(1)
         };
-        let h1 = (layer(&xs, 0) * OMEGA0).sin();
-        let h2 = (layer(&h1, 1) * OMEGA0).sin();
+        let h1 = (layer(&xs, 0) * SIREN_OMEGA0).sin();
+        let h2 = (layer(&h1, 1) * SIREN_OMEGA0).sin();
         let ys = layer(&h2, 2);
         let loss =
             (&ys - &target).square().mean_dim(&[1i64, 2][..], false, Kind::Float).sum(Kind::Float);
