@@ -1,10 +1,10 @@
-//! The Inr2Array autoencoder and its reconstruction task (REFERENCE §5.2-5.4).
+//! The Inr2Array autoencoder and its reconstruction task (design.md §5.2-5.4).
 //!
 //! `loss = mean((render(decode(encode(θ))) - render_siren(θ))²)`: the target is the input SIREN's
-//! own rendering (trap 17), not the data set image.
+//! own rendering (design.md §8.17), not the data set image.
 
-use nfn_weightspace::{NetworkSpec, WeightSpaceFeatures};
-use nft_model::{Batch, EvalMetrics, OptimConfig, Schedule, Task, TrainerConfig};
+use nfn_weightspace::{render_siren, NetworkSpec, WeightSpaceFeatures};
+use nft_model::{Batch, EvalOutput, Metric, OptimConfig, Schedule, Task, TrainerConfig};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
@@ -12,7 +12,6 @@ use crate::decoder::{DecoderConfig, SpatialDecoder};
 use crate::encoder::{EncoderConfig, Inr2ArrayEncoder};
 use crate::error::{Error, Result};
 use crate::render::SpatialRenderer;
-use crate::siren::render_siren;
 
 /// Configuration of [`Inr2ArrayAutoencoder`]; the default is the paper's FashionMNIST model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,7 +57,7 @@ impl AutoencoderConfig {
     }
 }
 
-/// The reference autoencoder trainer settings (REFERENCE §5.4): AdamW lr 1e-4, weight decay 0.01,
+/// The reference autoencoder trainer settings (design.md §5.4): AdamW lr 1e-4, weight decay 0.01,
 /// 10 000 warm-up steps, cosine to 0 at step 200 000, validation every 1000 steps.
 pub fn reference_trainer() -> TrainerConfig {
     TrainerConfig {
@@ -179,7 +178,7 @@ impl Inr2ArrayAutoencoder {
     /// [`Error::WeightSpace`] if the features are not raw 2-input MLPs.
     pub fn target(&self, sirens: &WeightSpaceFeatures) -> Result<Tensor> {
         let [h, w] = self.cfg.image_size;
-        tch::no_grad(|| render_siren(sirens, h, w))
+        Ok(tch::no_grad(|| render_siren(sirens, h, w))?)
     }
 
     /// The mean squared reconstruction error of a batch.
@@ -196,17 +195,19 @@ impl Task for Inr2ArrayAutoencoder {
         Inr2ArrayAutoencoder::loss(self, &batch.inputs, train)
     }
 
-    /// Mean reconstruction MSE over networks; no accuracy.
-    fn evaluate(&self, batches: &[Batch]) -> EvalMetrics {
-        tch::no_grad(|| {
-            let (mut sum, mut count) = (0.0, 0i64);
-            for batch in batches {
-                let n = batch.inputs.batch_size();
-                sum += Inr2ArrayAutoencoder::loss(self, &batch.inputs, false).double_value(&[])
-                    * n as f64;
-                count += n;
-            }
-            EvalMetrics { loss: sum / count.max(1) as f64, accuracy: None, count }
-        })
+    /// The reconstruction against the rendered input: the MSE over pixels and channels.
+    fn eval_batch(&self, batch: &Batch) -> EvalOutput {
+        let target = self.target(&batch.inputs).expect("inputs are raw SIRENs of the model's spec");
+        let outputs = self.reconstruct(&batch.inputs, false);
+        let loss = outputs.mse_loss(&target, tch::Reduction::Mean).double_value(&[]);
+        EvalOutput { loss, outputs, targets: target }
+    }
+
+    fn metrics(&self) -> Vec<Metric> {
+        vec![Metric::Mse]
+    }
+
+    fn selection(&self) -> Metric {
+        Metric::Mse
     }
 }

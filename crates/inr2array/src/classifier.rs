@@ -1,12 +1,12 @@
-//! The latent-array classifier (TransformerClassifier, REFERENCE §5.5).
+//! The latent-array classifier (TransformerClassifier, design.md §5.5).
 //!
 //! `x = Linear(D, d)(z) + PosEmb[0..M)`, then pre-LN transformer encoder layers (GELU, no final
-//! LayerNorm), logits `= MLP(x[:, 0])` from the first latent token (no CLS token, trap 21).
+//! LayerNorm), logits `= MLP(x[:, 0])` from the first latent token (no CLS token, design.md §8.21).
 
-use nft_model::{Batch, EvalMetrics, Task};
+use nft_model::Forward;
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Init, Module};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use crate::decoder::torch_linear;
 use crate::error::{Error, Result};
@@ -165,7 +165,7 @@ impl EncoderLayer {
     }
 }
 
-/// The latent classifier (REFERENCE §5.5).
+/// The latent classifier (design.md §5.5).
 ///
 /// Parameters: `embed`, `pos_emb` `[max_tokens, d]` (init `N(0, 1)`), `layers/<i>`, `head/{fc1,fc2}`.
 #[derive(Debug)]
@@ -219,39 +219,10 @@ impl TransformerClassifier {
     }
 }
 
-/// Cross-entropy classification of latent arrays with a [`TransformerClassifier`].
-#[derive(Debug, Clone, Copy)]
-pub struct LatentClassification<'a> {
-    /// The classifier.
-    pub model: &'a TransformerClassifier,
-}
-
-impl Task for LatentClassification<'_> {
+impl Forward for TransformerClassifier {
     type Input = Tensor;
 
-    fn loss(&self, batch: &Batch<Tensor>, train: bool) -> Tensor {
-        self.model.forward_t(&batch.inputs, train).cross_entropy_for_logits(&batch.targets)
-    }
-
-    /// Mean loss and accuracy over all networks (the reference averages per-batch accuracies over
-    /// full batches only; REFERENCE §5.5, trap 21).
-    fn evaluate(&self, batches: &[Batch<Tensor>]) -> EvalMetrics {
-        tch::no_grad(|| {
-            let (mut loss, mut correct, mut count) = (0.0, 0i64, 0i64);
-            for batch in batches {
-                let logits = self.model.forward_t(&batch.inputs, false);
-                let n = batch.len();
-                loss +=
-                    logits.cross_entropy_for_logits(&batch.targets).double_value(&[]) * n as f64;
-                correct += logits
-                    .argmax(-1, false)
-                    .eq_tensor(&batch.targets)
-                    .sum(Kind::Int64)
-                    .int64_value(&[]);
-                count += n;
-            }
-            let n = count.max(1) as f64;
-            EvalMetrics { loss: loss / n, accuracy: Some(correct as f64 / n), count }
-        })
+    fn apply_t(&self, zs: &Tensor, train: bool) -> Tensor {
+        self.forward_t(zs, train)
     }
 }

@@ -1,9 +1,9 @@
 //! Experiment configs of the Inr2Array runs (`xtask/configs/inr2array_*.toml`): pretraining the
-//! autoencoder (REFERENCE §5.4) and classifying its latents (§5.5).
+//! autoencoder (design.md §5.4) and classifying its latents (design.md §5.5).
 
 use std::path::{Path, PathBuf};
 
-use nft_model::TrainerConfig;
+use nft_model::{PaperRef, TrainerConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::autoencoder::AutoencoderConfig;
@@ -14,16 +14,6 @@ use crate::error::{Error, Result};
 pub const PRETRAIN_TASK: &str = "inr2array_pretrain";
 /// The `task` of a classification config.
 pub const CLASSIFY_TASK: &str = "inr2array_classify";
-
-/// The paper's number for an experiment, shown beside ours in the tables.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PaperMetric {
-    /// The paper's metric.
-    pub metric: f64,
-    /// Where it comes from.
-    pub source: String,
-}
 
 /// The INR data of a pretraining run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,7 +79,7 @@ pub struct PretrainConfig {
     pub trainer: TrainerConfig,
     /// The paper's number, if any.
     #[serde(default)]
-    pub paper: Option<PaperMetric>,
+    pub paper: Option<PaperRef>,
 }
 
 impl PretrainConfig {
@@ -172,7 +162,7 @@ pub struct ClassifyConfig {
     pub epochs: Option<u64>,
     /// The paper's number, if any.
     #[serde(default)]
-    pub paper: Option<PaperMetric>,
+    pub paper: Option<PaperRef>,
 }
 
 impl ClassifyConfig {

@@ -1,4 +1,4 @@
-//! Latent extraction for a whole split and the batches the classifier trains on (REFERENCE §5.5).
+//! Latent extraction for a whole split and the batches the classifier trains on (design.md §5.5).
 //!
 //! A latent set is a folder: `meta.json` (count, chunk size, `M`, `D`) and one
 //! `chunk_<i>.safetensors` per chunk holding `latents` `[n, M, D]` f32 and `labels` `[n]` i64.

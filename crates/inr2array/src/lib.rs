@@ -1,6 +1,6 @@
 //! Inr2Array: an NFT encoder that turns a SIREN's weights into a permutation-invariant array of
 //! latent vectors, a spatial hypernetwork decoder trained by function-space reconstruction, and a
-//! transformer classifier over the latent array (REFERENCE §4.5, §5).
+//! transformer classifier over the latent array (design.md §4.5, §5).
 //!
 //! Sits on `nft-model` (trainer, [`nft_model::Task`]), `nfn-layers` (NFT blocks, cross-attention
 //! read-out) and `nfn-weightspace`. The `nfn` CLI glues data sets in (`nfn train` on
@@ -16,14 +16,12 @@ pub mod encoder;
 pub mod error;
 pub mod latents;
 pub mod render;
-pub mod siren;
 
 pub use autoencoder::{reference_trainer, small_trainer, AutoencoderConfig, Inr2ArrayAutoencoder};
-pub use classifier::{ClassifierConfig, LatentClassification, TransformerClassifier};
-pub use config::{ClassifyConfig, PaperMetric, PretrainConfig, CLASSIFY_TASK, PRETRAIN_TASK};
+pub use classifier::{ClassifierConfig, TransformerClassifier};
+pub use config::{ClassifyConfig, PretrainConfig, CLASSIFY_TASK, PRETRAIN_TASK};
 pub use decoder::{DecoderConfig, DecoderType, SpatialDecoder};
 pub use encoder::{EncoderConfig, Inr2ArrayEncoder};
 pub use error::{Error, Result};
 pub use latents::{extract_latents, latent_batches, read_latents, LatentBatches, LatentMeta};
 pub use render::{axis_cells, pixel_cells, SpatialRenderer};
-pub use siren::{render_siren, siren_init, OMEGA0};

@@ -5,11 +5,11 @@ mod support;
 
 use inr2array::{
     extract_latents, latent_batches, read_latents, ClassifierConfig, Inr2ArrayEncoder,
-    LatentBatches, LatentClassification, TransformerClassifier,
+    LatentBatches, TransformerClassifier,
 };
 use nfn_weightspace::testing::random_features;
 use nfn_weightspace::NetworkSpec;
-use nft_model::{Task, TrainData};
+use nft_model::{evaluate, Metric, Objective, Supervised, Task, TrainData};
 use tch::nn::{OptimizerConfig, VarStore};
 use tch::{Device, Kind, Tensor};
 
@@ -51,9 +51,9 @@ fn learns_separable_latents() {
     let centres = Tensor::randn([3, 4, 8], (Kind::Float, Device::Cpu)) * 2.0;
     let latents = centres.index_select(0, &labels)
         + Tensor::randn([48, 4, 8], (Kind::Float, Device::Cpu)) * 0.3;
-    let task = LatentClassification { model: &model };
+    let task = Supervised::new(&model, Objective::CrossEntropy);
     let eval = latent_batches(&latents, &labels, 16, Device::Cpu);
-    let before = task.evaluate(&eval);
+    let before = evaluate(&task, &eval);
     let mut data =
         LatentBatches::new(latents.shallow_clone(), labels.shallow_clone(), 16, 0, Device::Cpu);
     let mut opt = tch::nn::AdamW::default().build(&vs, 3e-3).expect("optimiser");
@@ -61,10 +61,10 @@ fn learns_separable_latents() {
         let batch = data.batch(step).expect("in-memory batches");
         opt.backward_step(&task.loss(&batch, true));
     }
-    let after = task.evaluate(&eval);
+    let after = evaluate(&task, &eval);
     assert_eq!(after.count, 48);
-    assert!(after.loss < 0.5 * before.loss, "{before:?} -> {after:?}");
-    assert!(after.accuracy.expect("classification") > 0.9, "{after:?}");
+    assert!(after.loss() < 0.5 * before.loss(), "{before:?} -> {after:?}");
+    assert!(after.get(Metric::Accuracy).expect("classification") > 90.0, "{after:?}");
 }
 
 #[test]

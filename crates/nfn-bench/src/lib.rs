@@ -132,7 +132,7 @@ pub fn build(name: &str, b: i64) -> Option<Bench> {
             )
         }
         "inr2array_encoder" => {
-            // the paper encoder (REFERENCE §5.1): 6 blocks of C = 256, read-out to 16 x 256
+            // the paper encoder (design.md §5.1): 6 blocks of C = 256, read-out to 16 x 256
             let cfg = inr2array::EncoderConfig::default();
             let encoder = inr2array::Inr2ArrayEncoder::new(&root, &spec, &cfg).ok()?;
             let xs = siren_features(b, 1);

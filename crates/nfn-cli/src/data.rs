@@ -1,15 +1,16 @@
-//! Experiment configs (`xtask/configs/*.toml`) and the glue between INR data sets and the trainer.
+//! The glue between INR data sets and the trainer: loading splits, evaluation batches, and training
+//! batches as a pure function of the step.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use nfn_datasets::{InrSet, InrSplit, Split, Standardization};
-use nft_model::{Batch, ModelConfig, TrainData, TrainerConfig};
+use nft_model::{Batch, TrainData};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// Which data a run trains on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,7 +26,7 @@ pub struct DataConfig {
     /// Train on the augmentation copies too (classify_siren: yes).
     #[serde(default)]
     pub use_copies: bool,
-    /// Standardise every weight position with training-set statistics (REFERENCE §3.5,
+    /// Standardise every weight position with training-set statistics (design.md §3.5,
     /// `normalize=true`; the reference uses it for the CNN zoo).
     #[serde(default)]
     pub standardize: bool,
@@ -33,70 +34,6 @@ pub struct DataConfig {
 
 fn default_eval_batch() -> i64 {
     256
-}
-
-/// The paper's number for this experiment, shown beside ours in the tables.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PaperRef {
-    /// The paper's metric (test accuracy in %).
-    pub metric: f64,
-    /// Where it comes from (e.g. "NFN paper, NFN-NP").
-    pub source: String,
-}
-
-/// One experiment: data, model, trainer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExperimentConfig {
-    /// Run name; outputs go to `<runs>/<name>/`.
-    pub name: String,
-    /// Task label for the results tables (file `docs/results/<task>.md`).
-    #[serde(default = "default_task")]
-    pub task: String,
-    /// Data.
-    pub data: DataConfig,
-    /// Model.
-    pub model: ModelConfig,
-    /// Trainer.
-    pub trainer: TrainerConfig,
-    /// The paper's number, if any.
-    #[serde(default)]
-    pub paper: Option<PaperRef>,
-}
-
-fn default_task() -> String {
-    "inr_classification".into()
-}
-
-impl ExperimentConfig {
-    /// Read and validate a TOML config.
-    ///
-    /// # Errors
-    /// Unreadable files, unknown fields, invalid values.
-    pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {path:?}"))?;
-        let cfg: ExperimentConfig =
-            toml::from_str(&text).with_context(|| format!("parsing {path:?}"))?;
-        cfg.validate().with_context(|| format!("checking {path:?}"))?;
-        Ok(cfg)
-    }
-
-    /// Check every part.
-    ///
-    /// # Errors
-    /// The first invalid value.
-    pub fn validate(&self) -> Result<()> {
-        if self.name.is_empty() || self.name.contains(['/', '\\']) {
-            bail!("name {:?} must be a plain folder name", self.name);
-        }
-        if self.data.batch_size < 1 || self.data.eval_batch_size < 1 {
-            bail!("batch sizes must be positive");
-        }
-        self.model.validate()?;
-        self.trainer.validate()?;
-        Ok(())
-    }
 }
 
 /// The three splits of an INR set, loaded, with the standardisation to apply (if configured).
@@ -111,14 +48,22 @@ pub struct Splits {
     pub test: InrSplit,
 }
 
+/// Open an INR set, saying how to make it when it is missing.
+///
+/// # Errors
+/// A missing or unreadable set, named.
+pub fn open_set(inrs: &Path) -> Result<InrSet> {
+    InrSet::open(inrs).with_context(|| {
+        format!("opening the INR set {inrs:?} (make it with `cargo xtask fit-inrs`)")
+    })
+}
+
 /// Load the splits of `cfg.inrs`.
 ///
 /// # Errors
 /// A missing or incomplete data set, named with the command that makes it.
 pub fn load_splits(cfg: &DataConfig) -> Result<Splits> {
-    let set = InrSet::open(&cfg.inrs).with_context(|| {
-        format!("opening the INR set {:?} (make it with `cargo xtask fit-inrs`)", cfg.inrs)
-    })?;
+    let set = open_set(&cfg.inrs)?;
     let train = set.load(Split::Train, cfg.use_copies)?;
     let standardization = if cfg.standardize { Some(train.standardization()?) } else { None };
     Ok(Splits {
@@ -136,18 +81,28 @@ fn prepare(
     std.map_or_else(|| ws.shallow_clone(), |s| s.apply(ws))
 }
 
-/// Evaluation batches of a split, in order, standardised if `std` is given, on `device`.
+/// The first `limit` INRs of `split` (all if `None`) in evaluation batches, in order,
+/// standardised if `std` is given, on `device`.
+///
+/// # Errors
+/// A shard that cannot be decoded, named.
 pub fn eval_batches(
     split: &InrSplit,
+    limit: Option<i64>,
     batch_size: i64,
     std: Option<&Standardization>,
     device: Device,
-) -> Vec<Batch> {
-    split
-        .batches(batch_size, None, false)
-        .map(|(ws, labels)| Batch {
-            inputs: prepare(&ws, std).to_device(device),
-            targets: labels.to_device(device),
+) -> Result<Vec<Batch>> {
+    let n = limit.map_or(split.len(), |l| l.min(split.len()));
+    (0..n)
+        .step_by(batch_size as usize)
+        .map(|start| {
+            let end = (start + batch_size).min(n);
+            let idx = Tensor::arange_start(start, end, (Kind::Int64, Device::Cpu));
+            Ok(Batch {
+                inputs: prepare(&split.features(&idx)?, std).to_device(device),
+                targets: split.labels.index_select(0, &idx).to_device(device),
+            })
         })
         .collect()
 }
@@ -196,8 +151,7 @@ impl TrainData for EpochBatches<'_> {
         let b = self.batch_size.min(self.split.len()) as usize;
         let start = pos as usize * b;
         let idx = Tensor::from_slice(&order[start..start + b]);
-        let wsfeat =
-            self.split.features(&idx).map_err(|e| nft_model::Error::Config(e.to_string()))?;
+        let wsfeat = self.split.features(&idx).map_err(nft_model::Error::data)?;
         Ok(Batch {
             inputs: prepare(&wsfeat, self.std).to_device(self.device),
             targets: self.split.labels.index_select(0, &idx).to_device(self.device),

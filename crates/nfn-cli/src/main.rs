@@ -4,9 +4,12 @@
 //! (`cargo run --release -p nfn-cli --bin nfn -- --help`).
 
 mod commands;
-mod experiment;
+mod data;
+mod driver;
+mod experiments;
 
-use anyhow::Result;
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -28,11 +31,9 @@ struct Cli {
 enum Command {
     /// Print the LibTorch build, device and thread count.
     Info,
-    /// The built-in default pipeline on FashionMNIST, ending in a printed result.
-    Demo(commands::demo::Args),
-    /// Train an experiment config (resumes its run folder).
+    /// Train an experiment config of any kind (resumes its run folder).
     Train(commands::train::Args),
-    /// Evaluate a run's best checkpoint on the test split.
+    /// Evaluate a run's best checkpoint on its test split, whatever its kind.
     Eval(commands::eval::Args),
     /// Parse and validate experiment configs.
     CheckConfig(commands::check_config::Args),
@@ -41,23 +42,33 @@ enum Command {
     /// Convert a reference SIREN folder (`.pth` state dicts) into a sharded INR data set.
     ConvertInrs(commands::convert_inrs::Args),
     /// Draw an Inr2Array run's reconstructions of test INRs into a PNG.
-    Show(commands::inr2array::ShowArgs),
+    Show(commands::show::Args),
+    /// Rebuild the results pages (one per kind of task) from the runs' summaries.
+    Tables(commands::tables::Args),
 }
 
-fn main() -> Result<()> {
+/// Run the command; errors print as one line (the cause chain, no backtrace) and exit with 2.
+fn main() -> ExitCode {
     nfn_weightspace::runtime::reexec_with_tuned_malloc();
     let cli = Cli::parse();
     if let Some(t) = cli.threads {
         tch::set_num_threads(t);
     }
-    match cli.command {
+    let result = match cli.command {
         Command::Info => commands::info::run(),
-        Command::Demo(args) => commands::demo::run(&args),
         Command::Train(args) => commands::train::run(&args),
         Command::Eval(args) => commands::eval::run(&args),
         Command::CheckConfig(args) => commands::check_config::run(&args),
         Command::FitInrs(args) => commands::fit_inrs::run(&args),
         Command::ConvertInrs(args) => commands::convert_inrs::run(&args),
-        Command::Show(args) => commands::inr2array::show(&args),
+        Command::Show(args) => commands::show::run(&args),
+        Command::Tables(args) => commands::tables::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nfn: error: {e:#}");
+            ExitCode::from(2)
+        }
     }
 }

@@ -1,19 +1,17 @@
-//! The Small CNN Zoo (REFERENCE §6.3): `weights.npy` `[N, 4970]` f32 in TensorFlow layout,
+//! The Small CNN Zoo (design.md §6.3): `weights.npy` `[N, 4970]` f32 in TensorFlow layout,
 //! `metrics.csv.gz` (one row per checkpoint) and `layout.csv` (where each variable sits), converted
 //! into [`WeightSpaceFeatures`] of [`NetworkSpec::small_cnn_zoo`] with `test_accuracy` targets.
 //!
-//! Conversion (trap 3): conv kernels `(kh, kw, in, out)` → `(out, in, kh, kw)`, the dense kernel
-//! `(in, out)` → `(out, in)`, plus a channel axis. Split (as the reference): rows reordered by the
-//! permutation file, kept where `step == 86`, all finite; test = second half (in permuted order);
-//! the first half is shuffled with Python's `random.Random(0)` (reproduced exactly by
-//! [`PyRandom`]) and cut 80 % train / 20 % val. The permutation file is read without a header,
-//! so its leading `0` (a pandas header artefact, trap 4) stays: row 0 appears twice, as in the
+//! Conversion (design.md §8.3): conv kernels `(kh, kw, in, out)` → `(out, in, kh, kw)`, the dense
+//! kernel `(in, out)` → `(out, in)`, plus a channel axis. Split (as the reference): rows reordered
+//! by the permutation file, kept where `step == 86`, all finite; test = second half (in permuted
+//! order); the first half is shuffled with Python's `random.Random(0)` (reproduced exactly by
+//! [`PyRandom`]) and cut 80 % train / 20 % val. The permutation file is read without a header, so
+//! its leading `0` (a pandas header artefact, design.md §8.4) stays: row 0 appears twice, as in the
 //! reference, which this reader reproduces on purpose.
 
-mod kendall;
 mod py_random;
 
-pub use kendall::kendall_tau_b;
 pub use py_random::PyRandom;
 
 use std::io::Read;
@@ -188,8 +186,8 @@ pub fn read_metrics(path: impl AsRef<Path>) -> Result<ZooMetrics> {
     Ok(metrics)
 }
 
-/// Read a split permutation file: one row index per line, no header (so trap 4's leading `0`
-/// is kept as a row, as in the reference).
+/// Read a split permutation file: one row index per line, no header (so the leading `0` of
+/// design.md §8.4 is kept as a row, as in the reference).
 ///
 /// # Errors
 /// [`Error::File`] naming the file if it is missing or a line is not a non-negative integer.
@@ -209,7 +207,7 @@ pub fn read_permutation(path: impl AsRef<Path>) -> Result<Vec<i64>> {
         .collect()
 }
 
-/// The reference split (REFERENCE §6.3) as `weights.npy` rows: permute, keep `step == 86`,
+/// The reference split (design.md §6.3) as `weights.npy` rows: permute, keep `step == 86`,
 /// second half = test, first half shuffled by `random.Random(0)` and cut at `int(0.8 * h)`.
 /// `perm_path` names the permutation file in errors.
 ///

@@ -12,8 +12,8 @@ pub mod images;
 
 pub use error::{Error, Result};
 pub use images::{ImageSet, DEFAULT_FASHION_MNIST_DIR};
-pub mod siren;
-pub use siren::{fit_sirens, siren_init, FitProgress, SirenFit, SirenFitConfig};
+pub mod siren_fit;
+pub use siren_fit::{fit_sirens, FitProgress, SirenFit, SirenFitConfig};
 pub mod inr_set;
 pub use inr_set::{write_inr_set, InrSetManifest, InrSetOptions, InrSource, Split, SplitRanges};
 pub mod convert;
@@ -22,4 +22,4 @@ pub mod loader;
 pub use loader::{InrSet, InrSplit, Standardization};
 pub mod cnn_zoo;
 pub mod pth;
-pub use cnn_zoo::{kendall_tau_b, load_cnn_zoo, CnnZoo};
+pub use cnn_zoo::{load_cnn_zoo, CnnZoo};

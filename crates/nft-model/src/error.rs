@@ -26,6 +26,15 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// Loading training or evaluation data failed; the source names the file.
+    #[error("loading data: {0}")]
+    Data(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The run folder holds a run of a different config.
+    #[error("{} holds a run of a different config; remove the folder or rename the experiment", path.display())]
+    RunConflict {
+        /// The run folder.
+        path: PathBuf,
+    },
     /// An error from the layers.
     #[error(transparent)]
     Layers(#[from] nfn_layers::Error),
@@ -44,6 +53,11 @@ impl Error {
     /// A checkpoint error for `path`.
     pub fn checkpoint(path: impl Into<PathBuf>, message: impl std::fmt::Display) -> Self {
         Error::Checkpoint { path: path.into(), message: message.to_string() }
+    }
+
+    /// A data-loading error, keeping its source.
+    pub fn data(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Data(Box::new(source))
     }
 }
 

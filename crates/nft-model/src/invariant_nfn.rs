@@ -1,4 +1,4 @@
-//! InvariantNFN: the NFN classifier / regressor baseline (REFERENCE §3.5), with NP or HNP layers.
+//! InvariantNFN: the NFN classifier / regressor baseline (design.md §3.5), with NP or HNP layers.
 
 use nfn_layers::{
     ChannelDropout, GaussianFourierConfig, GaussianFourierFeatures, HnpLinear, HnpLinearConfig,
@@ -11,15 +11,15 @@ use tch::{nn, Tensor};
 
 use crate::error::{Error, Result};
 use crate::head::{MlpHead, MlpHeadConfig};
-use crate::trainer::InvariantModel;
+use crate::model::InvariantModel;
 
 /// Which equivariant linear layer the trunk uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NfnLayerKind {
-    /// NP layers (§3.2): equivariant to permuting all neurons; combine with IO encodings.
+    /// NP layers (design.md §3.2): equivariant to permuting all neurons; combine with IO encodings.
     Np,
-    /// HNP layers (§3.3): equivariant to hidden-neuron permutations only.
+    /// HNP layers (design.md §3.3): equivariant to hidden-neuron permutations only.
     Hnp,
 }
 
@@ -27,9 +27,9 @@ pub enum NfnLayerKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PoolKind {
-    /// Means over every neuron axis (§3.4).
+    /// Means over every neuron axis (design.md §3.4).
     Np,
-    /// Keeps the input and output neurons (§3.4); the reference head's default.
+    /// Keeps the input and output neurons (design.md §3.4); the reference head's default.
     Hnp,
 }
 

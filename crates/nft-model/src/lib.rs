@@ -7,7 +7,6 @@
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used)]
 
-pub mod checkpoint;
 pub mod editing;
 pub mod error;
 pub mod head;
@@ -15,21 +14,20 @@ pub mod invariant_nfn;
 pub mod mlp;
 pub mod model;
 pub mod nft;
-pub mod optim;
 pub mod statnet;
-pub mod trainer;
+pub mod train;
 
-pub use checkpoint::{load_model, save_model, RunDir, TrainState};
 pub use editing::{NftEditor, NftEditorConfig, TransferNet, TransferNetConfig};
 pub use error::{Error, Result};
 pub use head::{MlpHead, MlpHeadConfig};
 pub use invariant_nfn::{InvariantNfn, InvariantNfnConfig, NfnLayerKind, PoolKind};
 pub use mlp::{MlpConfig, MlpOnWeights};
-pub use model::ModelConfig;
+pub use model::{InvariantModel, ModelConfig};
 pub use nft::{NftInput, NftModel, NftModelConfig, NftReadout};
-pub use optim::{AdamW, OptimConfig, Schedule};
 pub use statnet::StatNet;
-pub use trainer::{
-    evaluate, train, Batch, EvalMetrics, EvalSplits, InvariantModel, Objective, Progress,
-    Supervised, Task, TrainData, TrainSummary, TrainerConfig,
+pub use train::{
+    evaluate, hardware, kendall_tau_b, load_model, save_model, train, AdamW, Batch, Best,
+    Direction, EvalOutput, EvalSplits, Evaluation, Forward, Metric, Objective, OptimConfig,
+    PaperRef, Progress, Run, RunSummary, Schedule, Supervised, Task, TrainData, TrainState,
+    TrainSummary, TrainerConfig,
 };

@@ -1,4 +1,4 @@
-//! The MLP-on-flattened-weights baseline (REFERENCE §3.5): no symmetry at all, which is what the
+//! The MLP-on-flattened-weights baseline (design.md §3.5): no symmetry at all, which is what the
 //! equivariant models are compared against.
 
 use nfn_weightspace::{NetworkSpec, WeightSpaceFeatures};
@@ -7,7 +7,7 @@ use tch::{nn, Tensor};
 
 use crate::error::Result;
 use crate::head::{MlpHead, MlpHeadConfig};
-use crate::trainer::InvariantModel;
+use crate::model::InvariantModel;
 
 /// Settings of [`MlpOnWeights`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

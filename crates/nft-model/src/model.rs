@@ -1,8 +1,8 @@
 //! One config enum for every invariant model, as experiment files name them.
 
-use nfn_weightspace::NetworkSpec;
+use nfn_weightspace::{NetworkSpec, WeightSpaceFeatures};
 use serde::{Deserialize, Serialize};
-use tch::nn;
+use tch::{nn, Tensor};
 
 use crate::error::Result;
 use crate::head::MlpHeadConfig;
@@ -10,7 +10,13 @@ use crate::invariant_nfn::{InvariantNfn, InvariantNfnConfig};
 use crate::mlp::{MlpConfig, MlpOnWeights};
 use crate::nft::{NftModel, NftModelConfig};
 use crate::statnet::StatNet;
-use crate::trainer::InvariantModel;
+
+/// A model from weight-space features to one output vector per network.
+pub trait InvariantModel: std::fmt::Debug {
+    /// # Shapes
+    /// features of a batch of `b` networks → `[b, num_outputs]`.
+    fn forward_t(&self, wsfeat: &WeightSpaceFeatures, train: bool) -> Tensor;
+}
 
 /// Any invariant model (`kind = "nft" | "nfn" | "mlp" | "statnet"` in TOML).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,4 +1,4 @@
-//! The NFT model for invariant tasks (REFERENCE §6.4, the reconstruction of the unreleased
+//! The NFT model for invariant tasks (design.md §6.4, the reconstruction of the unreleased
 //! `NPTransformer`): input encoding, learned positional embedding, NFT blocks, then an invariant head.
 
 use nfn_layers::{
@@ -13,7 +13,7 @@ use tch::{nn, Tensor};
 use crate::error::{Error, Result};
 use crate::head::{MlpHead, MlpHeadConfig};
 use crate::invariant_nfn::PoolKind;
-use crate::trainer::InvariantModel;
+use crate::model::InvariantModel;
 
 /// How raw 1-channel weights become `channels` features.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,7 +32,7 @@ pub enum NftInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NftReadout {
-    /// Cross-attention to `num_latents` learned latents (§4.5), averaged, then the MLP.
+    /// Cross-attention to `num_latents` learned latents (design.md §4.5), averaged, then the MLP.
     CrossAttention {
         /// Number of latents M.
         num_latents: i64,
@@ -105,8 +105,8 @@ impl NftModelConfig {
     }
 }
 
-/// Append the learned positional embedding (§2.5) and `num_blocks` NFT blocks (§4.3) to `trunk`,
-/// under `vs / "pos_embed"` and `vs / "block<i>"`.
+/// Append the learned positional embedding (design.md §2.5) and `num_blocks` NFT blocks (design.md
+/// §4.3) to `trunk`, under `vs / "pos_embed"` and `vs / "block<i>"`.
 ///
 /// # Errors
 /// [`Error::Layers`] if a layer does not fit the spec.
@@ -136,7 +136,7 @@ pub struct NftModel {
 
 impl NftModel {
     /// A model for 1-channel features of `spec` with `num_outputs` outputs. CNN specs use per-layer
-    /// (unshared) attention projections (§4.4).
+    /// (unshared) attention projections (design.md §4.4).
     ///
     /// # Errors
     /// [`Error::Layers`] if a layer does not fit the spec.

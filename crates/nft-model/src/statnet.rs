@@ -1,11 +1,11 @@
-//! StatNet (REFERENCE §3.5): per-tensor statistics of the weights, then an MLP.
+//! StatNet (design.md §3.5): per-tensor statistics of the weights, then an MLP.
 
 use nfn_layers::{StatFeaturizer, WsReadoutT};
 use nfn_weightspace::{NetworkSpec, WeightSpaceFeatures};
 use tch::{nn, Tensor};
 
 use crate::head::{MlpHead, MlpHeadConfig};
-use crate::trainer::InvariantModel;
+use crate::model::InvariantModel;
 
 /// Statistics featurizer followed by an MLP head.
 #[derive(Debug)]

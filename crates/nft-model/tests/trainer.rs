@@ -27,7 +27,7 @@ fn make_batch(spec: &NetworkSpec, seed: u64, b: i64) -> Batch {
 impl TrainData for Synthetic {
     fn batch(&mut self, step: u64) -> Result<Batch> {
         if self.fail_at == Some(step) {
-            return Err(Error::Config("simulated crash".into()));
+            return Err(Error::data(std::io::Error::other("simulated crash")));
         }
         let batch = make_batch(&self.spec, 1000 + step, 16);
         if self.nan_at == Some(step) {
@@ -75,9 +75,9 @@ fn learns_a_simple_rule() -> anyhow::Result<()> {
         ..config(300)
     };
     let mut data = Synthetic { spec: spec.clone(), fail_at: None, nan_at: None };
-    let run = RunDir::create(dir.path())?;
+    let run = Run::claim(dir.path(), &serde_json::json!({"name": "test"}))?;
     let summary = train(
-        &Supervised { model: &m, objective: cfg.objective },
+        &Supervised::new(&m, cfg.objective),
         &mut vs,
         &cfg,
         &run,
@@ -85,8 +85,8 @@ fn learns_a_simple_rule() -> anyhow::Result<()> {
         EvalSplits { val: &val, test: &test },
         &mut |_| {},
     )?;
-    let acc = summary.test.accuracy.expect("classification");
-    assert!(acc > 0.85, "test accuracy {acc}");
+    let acc = summary.test.get(Metric::Accuracy).expect("classification");
+    assert!(acc > 85.0, "test accuracy {acc}");
     assert_eq!(summary.test.count, 256);
     let metrics = std::fs::read_to_string(run.metrics())?;
     assert!(metrics.lines().any(|l| l.contains("\"split\":\"test\"")));
@@ -111,21 +111,21 @@ fn resume_after_a_crash_matches_an_uninterrupted_run() -> anyhow::Result<()> {
     let (mut vs_a, m_a) = fresh();
     let mut data = Synthetic { spec: spec.clone(), fail_at: None, nan_at: None };
     train(
-        &Supervised { model: &m_a, objective: cfg.objective },
+        &Supervised::new(&m_a, cfg.objective),
         &mut vs_a,
         &cfg,
-        &RunDir::create(dir_a.path())?,
+        &Run::claim(dir_a.path(), &serde_json::json!({"name": "test"}))?,
         &mut data,
         splits,
         &mut |_| {},
     )?;
 
     let dir_b = tempfile::tempdir()?;
-    let run_b = RunDir::create(dir_b.path())?;
+    let run_b = Run::claim(dir_b.path(), &serde_json::json!({"name": "test"}))?;
     let (mut vs_b, m_b) = fresh();
     let mut crashing = Synthetic { spec: spec.clone(), fail_at: Some(12), nan_at: None };
     assert!(train(
-        &Supervised { model: &m_b, objective: cfg.objective },
+        &Supervised::new(&m_b, cfg.objective),
         &mut vs_b,
         &cfg,
         &run_b,
@@ -138,7 +138,7 @@ fn resume_after_a_crash_matches_an_uninterrupted_run() -> anyhow::Result<()> {
     let (mut vs_c, m_c) = fresh();
     let mut data = Synthetic { spec: spec.clone(), fail_at: None, nan_at: None };
     let summary = train(
-        &Supervised { model: &m_c, objective: cfg.objective },
+        &Supervised::new(&m_c, cfg.objective),
         &mut vs_c,
         &cfg,
         &run_b,
@@ -169,13 +169,13 @@ fn nan_loss_stops_with_step_and_keeps_the_checkpoint() -> anyhow::Result<()> {
     let spec = NetworkSpec::mlp(&[2, 3, 1])?;
     let val: Vec<Batch> = (0..2).map(|i| make_batch(&spec, i, 8)).collect();
     let dir = tempfile::tempdir()?;
-    let run = RunDir::create(dir.path())?;
+    let run = Run::claim(dir.path(), &serde_json::json!({"name": "test"}))?;
     tch::manual_seed(0);
     let mut vs = VarStore::new(Device::Cpu);
     let m = model(&vs, &spec);
     let mut data = Synthetic { spec: spec.clone(), fail_at: None, nan_at: Some(7) };
     let err = train(
-        &Supervised { model: &m, objective: Objective::CrossEntropy },
+        &Supervised::new(&m, Objective::CrossEntropy),
         &mut vs,
         &config(20),
         &run,
@@ -223,13 +223,13 @@ fn a_time_limit_stops_early_with_a_validated_checkpoint() -> anyhow::Result<()> 
     let spec = NetworkSpec::mlp(&[2, 3, 1])?;
     let val: Vec<Batch> = (0..2).map(|i| make_batch(&spec, i, 8)).collect();
     let dir = tempfile::tempdir()?;
-    let run = RunDir::create(dir.path())?;
+    let run = Run::claim(dir.path(), &serde_json::json!({"name": "test"}))?;
     let mut vs = VarStore::new(Device::Cpu);
     let m = model(&vs, &spec);
     let mut data = Synthetic { spec: spec.clone(), fail_at: None, nan_at: None };
     // A limit this small stops after the first step.
     let cfg = TrainerConfig { time_limit_minutes: Some(1e-9), ..config(1000) };
-    let task = Supervised { model: &m, objective: Objective::CrossEntropy };
+    let task = Supervised::new(&m, Objective::CrossEntropy);
     let summary = train(
         &task,
         &mut vs,
@@ -240,7 +240,118 @@ fn a_time_limit_stops_early_with_a_validated_checkpoint() -> anyhow::Result<()> 
         &mut |_| {},
     )?;
     assert_eq!(summary.steps, 1);
-    assert_eq!(summary.best.map(|b| b.1), Some(1));
+    assert_eq!(summary.best.map(|b| b.step), Some(1));
     assert!(run.last().exists() && run.best().exists());
+    Ok(())
+}
+
+/// A task whose loss and selection metric disagree: the loss `p²` falls all the way to 0, while
+/// the outputs `p x` are closest to the targets `0.5 x` when `p` passes 0.5, half-way through.
+#[derive(Debug)]
+struct Disagreeing {
+    p: Tensor,
+}
+
+impl Task for Disagreeing {
+    type Input = Tensor;
+
+    fn loss(&self, _batch: &Batch<Tensor>, _train: bool) -> Tensor {
+        self.p.square().sum(Kind::Float)
+    }
+
+    fn eval_batch(&self, batch: &Batch<Tensor>) -> EvalOutput {
+        EvalOutput {
+            loss: self.p.square().sum(Kind::Float).double_value(&[]),
+            outputs: &batch.inputs * &self.p,
+            targets: batch.targets.shallow_clone(),
+        }
+    }
+
+    fn metrics(&self) -> Vec<Metric> {
+        vec![Metric::Mae, Metric::R2]
+    }
+
+    fn selection(&self) -> Metric {
+        Metric::Mae
+    }
+}
+
+struct Constant;
+
+impl TrainData<Tensor> for Constant {
+    fn batch(&mut self, _step: u64) -> Result<Batch<Tensor>> {
+        Ok(Batch {
+            inputs: Tensor::ones([1, 1], (Kind::Float, Device::Cpu)),
+            targets: Tensor::zeros([1], (Kind::Float, Device::Cpu)),
+        })
+    }
+}
+
+/// Train [`Disagreeing`] selecting by `select`; the best step, the val records and the test MAE.
+fn train_disagreeing(select: Option<Metric>) -> anyhow::Result<(u64, Vec<serde_json::Value>, f64)> {
+    let dir = tempfile::tempdir()?;
+    let run = Run::claim(dir.path(), &serde_json::json!({"name": "disagree"}))?;
+    let mut vs = VarStore::new(Device::Cpu);
+    let p = vs.root().var("p", &[1], tch::nn::Init::Const(1.0));
+    let xs = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]).view([4, 1]);
+    let val = vec![Batch { inputs: xs.shallow_clone(), targets: &xs * 0.5 }];
+    let cfg = TrainerConfig {
+        steps: 60,
+        eval_every: 2,
+        select,
+        optim: OptimConfig { lr: 0.02, warmup_steps: 0, ..Default::default() },
+        ..config(60)
+    };
+    let summary = train(
+        &Disagreeing { p },
+        &mut vs,
+        &cfg,
+        &run,
+        &mut Constant,
+        EvalSplits { val: &val, test: &val },
+        &mut |_| {},
+    )?;
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(run.metrics())?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<std::result::Result<_, _>>()?;
+    let val_records = records.iter().filter(|r| r["split"] == "val").cloned().collect();
+    let best = summary.best.expect("validated");
+    assert_eq!(best.metric, select.unwrap_or(Metric::Mae));
+    Ok((best.step, val_records, summary.test.get(Metric::Mae).expect("reported")))
+}
+
+#[test]
+fn best_checkpoint_follows_the_selection_metric_and_its_direction() -> anyhow::Result<()> {
+    let (best_mae, vals, test_mae) = train_disagreeing(None)?;
+    let argmin = vals
+        .iter()
+        .min_by(|a, b| a["mae"].as_f64().unwrap().total_cmp(&b["mae"].as_f64().unwrap()))
+        .unwrap();
+    assert_eq!(Some(best_mae), argmin["step"].as_u64());
+    assert!(best_mae > 2 && best_mae < 60, "MAE peaks mid-run, not at an end: {best_mae}");
+    // The tested model is the selected one: its test MAE is that step's val MAE (same batches).
+    assert!((test_mae - argmin["mae"].as_f64().unwrap()).abs() < 1e-6);
+    // R² is maximised (higher is better) at the same step.
+    let (best_r2, _, _) = train_disagreeing(Some(Metric::R2))?;
+    assert_eq!(best_r2, best_mae);
+    // Selecting by the loss (lower is better) picks the last step, where p² is smallest.
+    let (best_loss, _, _) = train_disagreeing(Some(Metric::Loss))?;
+    assert_eq!(best_loss, 60);
+    Ok(())
+}
+
+#[test]
+fn a_run_folder_refuses_a_different_config_and_resumes_the_same() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let a = serde_json::json!({"name": "a", "trainer": {"steps": 10, "lr": 1e-3}});
+    let run = Run::claim(dir.path(), &a)?;
+    let written = std::fs::read_to_string(run.config())?;
+    assert!(written.contains("steps = 10"), "{written}");
+    Run::claim(dir.path(), &a)?;
+    let b = serde_json::json!({"name": "a", "trainer": {"steps": 11, "lr": 1e-3}});
+    let err = Run::claim(dir.path(), &b).unwrap_err();
+    assert!(matches!(err, Error::RunConflict { .. }), "{err}");
+    assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
     Ok(())
 }

@@ -27,13 +27,30 @@ pub struct Args {
     pub fresh: bool,
 }
 
+/// The fields of a run's `summary.json` the demo prints (written by `nfn train`).
 #[derive(Deserialize)]
 struct Summary {
     experiment: String,
     model: String,
-    test_metric: f64,
-    train_networks: i64,
-    test_networks: i64,
+    test: Vec<MetricRecord>,
+    data: DataRecord,
+    budget: BudgetRecord,
+}
+
+#[derive(Deserialize)]
+struct MetricRecord {
+    metric: String,
+    value: f64,
+}
+
+#[derive(Deserialize)]
+struct DataRecord {
+    train: i64,
+    test: i64,
+}
+
+#[derive(Deserialize)]
+struct BudgetRecord {
     steps: u64,
     train_seconds: f64,
 }
@@ -75,15 +92,16 @@ pub fn run(args: &Args) -> Result<()> {
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path:?}"))?;
         let s: Summary =
             serde_json::from_str(&text).with_context(|| format!("parsing {path:?}"))?;
+        let accuracy = s.test.iter().find(|m| m.metric == "accuracy").map_or(f64::NAN, |m| m.value);
         println!(
             "| {} ({}) | {:.1}% | {} / {} | {} | {:.1} min |",
             s.model,
             s.experiment,
-            s.test_metric,
-            s.train_networks,
-            s.test_networks,
-            s.steps,
-            s.train_seconds / 60.0
+            accuracy,
+            s.data.train,
+            s.data.test,
+            s.budget.steps,
+            s.budget.train_seconds / 60.0
         );
     }
     println!("demo finished in {:.1} min", start.elapsed().as_secs_f64() / 60.0);

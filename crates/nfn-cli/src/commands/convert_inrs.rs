@@ -1,4 +1,4 @@
-//! `nfn convert-inrs`: convert a reference SIREN folder (REFERENCE §6.1, `.pth` state dicts in
+//! `nfn convert-inrs`: convert a reference SIREN folder (design.md §6.1, `.pth` state dicts in
 //! `randinit_smaller_<d>s/` class folders) into our sharded INR data set (resumable).
 //!
 //! Example: `nfn convert-inrs --from data/siren/siren_mnist_wts --dataset mnist --copies 10`

@@ -1,9 +1,10 @@
-//! One module per `nfn` command.
+//! One module per `nfn` command: argument wiring only; the work lives in
+//! [`crate::experiments`], [`crate::driver`] and the library crates.
 pub mod check_config;
 pub mod convert_inrs;
-pub mod demo;
 pub mod eval;
 pub mod fit_inrs;
 pub mod info;
-pub mod inr2array;
+pub mod show;
+pub mod tables;
 pub mod train;

@@ -1,72 +1,36 @@
 //! Checkpoints: model variables, optimiser moments and trainer state in one safetensors file,
 //! written to a temporary file and renamed, so a kill never leaves a half-written checkpoint.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use tch::{nn::VarStore, Tensor};
 
+use super::metrics::Metric;
+use super::optim::AdamW;
+use super::run::{tmp_path, write_atomic, Run};
 use crate::error::{Error, Result};
-use crate::optim::AdamW;
-
-/// Where a run keeps its files.
-#[derive(Debug, Clone)]
-pub struct RunDir {
-    root: PathBuf,
-}
-
-impl RunDir {
-    /// A run folder (created if missing).
-    ///
-    /// # Errors
-    /// [`Error::Io`] if it cannot be created.
-    pub fn create(root: impl Into<PathBuf>) -> Result<Self> {
-        let root = root.into();
-        std::fs::create_dir_all(&root)?;
-        Ok(RunDir { root })
-    }
-
-    /// The folder.
-    pub fn path(&self) -> &Path {
-        &self.root
-    }
-
-    /// The latest checkpoint (model + optimiser + state), for resuming.
-    pub fn last(&self) -> PathBuf {
-        self.root.join("last.safetensors")
-    }
-
-    /// The best-validation model weights.
-    pub fn best(&self) -> PathBuf {
-        self.root.join("model.safetensors")
-    }
-
-    /// One JSON object per line: training and evaluation metrics.
-    pub fn metrics(&self) -> PathBuf {
-        self.root.join("metrics.jsonl")
-    }
-
-    /// The trainer's progress (`state.json`).
-    pub fn state(&self) -> PathBuf {
-        self.root.join("state.json")
-    }
-}
 
 /// What the trainer needs to resume, besides tensors.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrainState {
     /// Steps completed.
     pub step: u64,
-    /// The best validation score so far (higher is better) and its step.
-    pub best: Option<(f64, u64)>,
+    /// The best validation value so far of the selection metric, and its step.
+    pub best: Option<Best>,
     /// Training wall time so far in seconds (over all resumed sessions).
     pub train_seconds: f64,
 }
 
-fn tmp_path(path: &Path) -> PathBuf {
-    // VarStore-free safetensors writing needs the real extension; keep it and mark the name.
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".tmp-{}-{name}", std::process::id()))
+/// The best validation value of the selection metric so far.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Best {
+    /// The selection metric.
+    pub metric: Metric,
+    /// Its value.
+    pub value: f64,
+    /// The step it was measured at.
+    pub step: u64,
 }
 
 fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
@@ -80,10 +44,8 @@ fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    let tmp = tmp_path(path);
     let text = serde_json::to_string_pretty(value).map_err(|e| Error::checkpoint(path, e))?;
-    std::fs::write(&tmp, text).map_err(|e| Error::checkpoint(path, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::checkpoint(path, e))
+    write_atomic(path, text.as_bytes())
 }
 
 /// Save the model's variables (only) to `path`, atomically.
@@ -106,7 +68,7 @@ pub fn load_model(vs: &mut VarStore, path: &Path) -> Result<()> {
         |k: &str| k.strip_prefix("model.").map(str::to_string).unwrap_or_else(|| k.to_string());
     let saved: std::collections::HashMap<String, Tensor> = saved
         .into_iter()
-        .filter(|(k, _)| !k.starts_with("optim."))
+        .filter(|(k, _)| !k.starts_with("optim.") && k != STATE_TENSOR)
         .map(|(k, t)| (strip(&k), t))
         .collect();
     tch::no_grad(|| {
@@ -130,14 +92,21 @@ pub fn load_model(vs: &mut VarStore, path: &Path) -> Result<()> {
     })
 }
 
-/// Save a full checkpoint: `model.*` variables and `optim.*` moments to `run.last()`, then the state.
+/// The tensor that carries the trainer state (JSON bytes) inside a full checkpoint, so that the
+/// weights, the moments and the step they belong to are one file, renamed into place at once.
+const STATE_TENSOR: &str = "trainer_state";
+
+/// Save a full checkpoint: `model.*` variables, `optim.*` moments and the state to `run.last()`
+/// in one atomic write; `state.json` is a readable copy of the state.
 ///
 /// # Errors
 /// [`Error::Checkpoint`] naming the file.
-pub fn save_checkpoint(run: &RunDir, vs: &VarStore, opt: &AdamW, state: &TrainState) -> Result<()> {
+pub fn save_checkpoint(run: &Run, vs: &VarStore, opt: &AdamW, state: &TrainState) -> Result<()> {
+    let json = serde_json::to_vec(state).map_err(|e| Error::checkpoint(run.last(), e))?;
     let mut tensors: Vec<(String, Tensor)> =
         vs.variables().into_iter().map(|(k, t)| (format!("model.{k}"), t)).collect();
     tensors.extend(opt.state().into_iter().map(|(k, t)| (format!("optim.{k}"), t)));
+    tensors.push((STATE_TENSOR.into(), Tensor::from_slice(&json)));
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     write_tensors(&run.last(), &tensors)?;
     write_json(&run.state(), state)
@@ -146,22 +115,26 @@ pub fn save_checkpoint(run: &RunDir, vs: &VarStore, opt: &AdamW, state: &TrainSt
 /// Restore a full checkpoint written by [`save_checkpoint`], if one exists.
 ///
 /// # Errors
-/// [`Error::Checkpoint`] if the files exist but are corrupt or do not fit the model.
+/// [`Error::Checkpoint`] if the file exists but is corrupt or does not fit the model.
 pub fn load_checkpoint(
-    run: &RunDir,
+    run: &Run,
     vs: &mut VarStore,
     opt: &mut AdamW,
 ) -> Result<Option<TrainState>> {
-    let (last, state_path) = (run.last(), run.state());
-    if !last.exists() || !state_path.exists() {
+    let last = run.last();
+    if !last.exists() {
         return Ok(None);
     }
-    let text =
-        std::fs::read_to_string(&state_path).map_err(|e| Error::checkpoint(&state_path, e))?;
-    let state: TrainState =
-        serde_json::from_str(&text).map_err(|e| Error::checkpoint(&state_path, e))?;
-    load_model(vs, &last)?;
     let saved = Tensor::read_safetensors(&last).map_err(|e| Error::checkpoint(&last, e))?;
+    let json = saved
+        .iter()
+        .find(|(k, _)| k == STATE_TENSOR)
+        .map(|(_, t)| Vec::<u8>::try_from(t))
+        .ok_or_else(|| Error::checkpoint(&last, "no trainer state in the checkpoint"))?
+        .map_err(|e| Error::checkpoint(&last, e))?;
+    let state: TrainState =
+        serde_json::from_slice(&json).map_err(|e| Error::checkpoint(&last, e))?;
+    load_model(vs, &last)?;
     let optim: Vec<(String, Tensor)> = saved
         .into_iter()
         .filter_map(|(k, t)| k.strip_prefix("optim.").map(|k| (k.to_string(), t)))

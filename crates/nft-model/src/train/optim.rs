@@ -2,7 +2,7 @@
 //!
 //! tch's built-in optimisers keep their moments inside LibTorch where they cannot be saved, so a resumed
 //! run would restart Adam from zero. This one keeps the moments as tensors ([`AdamW::state`]), which the
-//! trainer writes into its checkpoints for an exact resume. Reference schedules: REFERENCE §5.4, trap 20.
+//! trainer writes into its checkpoints for an exact resume. Reference schedules: design.md §5.4, §8.20.
 
 use std::collections::BTreeMap;
 

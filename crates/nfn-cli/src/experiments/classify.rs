@@ -1,0 +1,143 @@
+//! INR classification straight from the weights (`task = "inr_classification"`, the default): an
+//! NFT, NFN or baseline model on an INR set, trained with cross-entropy and judged by test accuracy.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use nft_model::train::DataRecord;
+use nft_model::{
+    EvalSplits, Evaluation, InvariantModel, Metric, ModelConfig, PaperRef, Run, RunSummary,
+    Supervised, TrainerConfig,
+};
+use serde::{Deserialize, Serialize};
+use tch::nn::VarStore;
+use tch::Device;
+
+use crate::data::{eval_batches, load_splits, DataConfig, EpochBatches, Splits};
+use crate::driver::{device, eval_run, param_count, train_run, Experiment};
+
+/// The `task` of these configs.
+pub const TASK: &str = "inr_classification";
+
+/// An INR classification experiment: data, model, trainer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Run name; outputs go to `<runs>/<name>/`.
+    pub name: String,
+    /// Always [`TASK`] (the default).
+    #[serde(default = "default_task")]
+    pub task: String,
+    /// Data.
+    pub data: DataConfig,
+    /// Model.
+    pub model: ModelConfig,
+    /// Trainer.
+    pub trainer: TrainerConfig,
+    /// The paper's test accuracy (%), if any.
+    #[serde(default)]
+    pub paper: Option<PaperRef>,
+}
+
+fn default_task() -> String {
+    TASK.into()
+}
+
+impl ExperimentConfig {
+    /// Read and validate a TOML config.
+    ///
+    /// # Errors
+    /// Unreadable files, unknown fields, invalid values, each naming the file.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {path:?}"))?;
+        let cfg: ExperimentConfig =
+            toml::from_str(&text).with_context(|| format!("parsing {path:?}"))?;
+        cfg.validate().with_context(|| format!("checking {path:?}"))?;
+        Ok(cfg)
+    }
+
+    /// Check every part.
+    ///
+    /// # Errors
+    /// The first invalid value.
+    pub fn validate(&self) -> Result<()> {
+        if self.name.is_empty() || self.name.contains(['/', '\\']) {
+            bail!("name {:?} must be a plain folder name", self.name);
+        }
+        if self.task != TASK {
+            bail!("task must be {TASK:?}, got {:?}", self.task);
+        }
+        if self.data.batch_size < 1 || self.data.eval_batch_size < 1 {
+            bail!("batch sizes must be positive");
+        }
+        self.model.validate()?;
+        self.trainer.validate()?;
+        Ok(())
+    }
+}
+
+/// The loaded data and the built model of an experiment.
+struct Prepared {
+    splits: Splits,
+    vs: VarStore,
+    model: Box<dyn InvariantModel>,
+    exp: Experiment,
+}
+
+fn prepare(cfg: &ExperimentConfig, device: Device) -> Result<Prepared> {
+    let splits = load_splits(&cfg.data)?;
+    let num_classes = splits.train.labels.max().int64_value(&[]) + 1;
+    tch::manual_seed(cfg.trainer.seed as i64);
+    let vs = VarStore::new(device);
+    let model = cfg.model.build(&vs.root(), &splits.train.spec, num_classes)?;
+    let exp = Experiment {
+        name: cfg.name.clone(),
+        kind: TASK,
+        page: "inr_classification",
+        model: cfg.model.name().into(),
+        params: param_count(&vs),
+        data: DataRecord {
+            path: cfg.data.inrs.clone(),
+            name: dataset_name(&cfg.data.inrs),
+            train: splits.train.len(),
+            val: splits.val.len(),
+            test: splits.test.len(),
+        },
+        batch_size: cfg.data.batch_size,
+        headline: Metric::Accuracy,
+        paper: cfg.paper.clone(),
+    };
+    Ok(Prepared { splits, vs, model, exp })
+}
+
+/// The folder name of a data set path, for tables.
+pub fn dataset_name(path: &Path) -> String {
+    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into())
+}
+
+/// Train the experiment in `<runs>/<name>/`, resuming it if it holds a checkpoint.
+pub fn train(cfg: &ExperimentConfig, runs: &Path) -> Result<RunSummary> {
+    let run = Run::claim(runs.join(&cfg.name), cfg)?;
+    let device = device();
+    let Prepared { splits, mut vs, model, exp } = prepare(cfg, device)?;
+    let std = splits.standardization.as_ref();
+    let eval_bs = cfg.data.eval_batch_size;
+    let val = eval_batches(&splits.val, None, eval_bs, std, device)?;
+    let test = eval_batches(&splits.test, None, eval_bs, std, device)?;
+    let mut data =
+        EpochBatches::new(&splits.train, std, cfg.data.batch_size, cfg.trainer.seed, device);
+    let task = Supervised::new(model.as_ref(), cfg.trainer.objective);
+    let splits = EvalSplits { val: &val, test: &test };
+    train_run(&run, &exp, &task, &mut vs, &cfg.trainer, &mut data, splits)
+}
+
+/// Evaluate the best checkpoint of `run` on its test split.
+pub fn eval(run: &Run) -> Result<Evaluation> {
+    let cfg = ExperimentConfig::read(&run.config())?;
+    let device = device();
+    let Prepared { splits, mut vs, model, .. } = prepare(&cfg, device)?;
+    let std = splits.standardization.as_ref();
+    let test = eval_batches(&splits.test, None, cfg.data.eval_batch_size, std, device)?;
+    let task = Supervised::new(model.as_ref(), cfg.trainer.objective);
+    eval_run(run, &task, &mut vs, &cfg.trainer, &test)
+}

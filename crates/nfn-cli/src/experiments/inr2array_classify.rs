@@ -1,0 +1,126 @@
+//! Inr2Array latent classification (`task = "inr2array_classify"`): a pretrained encoder turns every
+//! INR into a latent array (cached beside the encoder run), and a transformer classifies the arrays;
+//! judged by test accuracy (design.md §5.5).
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use inr2array::{
+    extract_latents, latent_batches, read_latents, ClassifyConfig, Inr2ArrayAutoencoder,
+    LatentBatches, TransformerClassifier,
+};
+use nfn_datasets::{InrSet, Split};
+use nfn_weightspace::WeightSpaceFeatures;
+use nft_model::train::DataRecord;
+use nft_model::{EvalSplits, Evaluation, Metric, Run, RunSummary, Supervised};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+use super::classify::dataset_name;
+use super::inr2array_pretrain::{load_pretrained, MODEL_NAME};
+use crate::driver::{device, eval_run, param_count, progress_bar, train_run, Experiment};
+
+/// Latents of `split` from the cache in `<encoder_run>/latents/<split>/`, extracting what is missing.
+fn split_latents(
+    model: &Inr2ArrayAutoencoder,
+    set: &InrSet,
+    split: Split,
+    cfg: &ClassifyConfig,
+    device: Device,
+) -> Result<(Tensor, Tensor)> {
+    let dir = cfg.encoder_run.join("latents").join(split.name());
+    if let Ok((_, latents, labels)) = read_latents(&dir) {
+        return Ok((latents, labels));
+    }
+    let inrs = set.load(split, false)?;
+    let bar = progress_bar(&format!("encode {}", split.name()), inrs.len() as u64);
+    let mut fetch = |start: i64, len: i64| -> inr2array::Result<WeightSpaceFeatures> {
+        let idx = Tensor::arange_start(start, start + len, (Kind::Int64, Device::Cpu));
+        let wsfeat = inrs.features(&idx).map_err(nft_model::Error::data)?;
+        Ok(wsfeat.to_device(device))
+    };
+    extract_latents(
+        model.encoder(),
+        inrs.len(),
+        &inrs.labels,
+        &dir,
+        cfg.data.chunk_size,
+        cfg.data.extract_batch_size,
+        &mut fetch,
+        &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )?;
+    bar.finish();
+    let (_, latents, labels) = read_latents(&dir)?;
+    Ok((latents, labels))
+}
+
+/// The latents of every split (train, val, test), extracted with the config's encoder run.
+fn all_latents(cfg: &ClassifyConfig, device: Device) -> Result<([(Tensor, Tensor); 3], String)> {
+    let (pre, set, _enc_vs, autoencoder) = load_pretrained(&cfg.encoder_run, device)?;
+    if let Some(inrs) = &cfg.data.inrs {
+        if inrs != &pre.data.inrs {
+            bail!("data.inrs {inrs:?} differs from the encoder run's {:?}", pre.data.inrs);
+        }
+    }
+    if pre.model.encoder.latent_dim != cfg.model.latent_dim {
+        bail!(
+            "the classifier reads latents of width {}, the encoder makes {}",
+            cfg.model.latent_dim,
+            pre.model.encoder.latent_dim
+        );
+    }
+    let latents = [Split::Train, Split::Val, Split::Test]
+        .map(|split| split_latents(&autoencoder, &set, split, cfg, device));
+    let [train, val, test] = latents;
+    Ok(([train?, val?, test?], pre.data.inrs.display().to_string()))
+}
+
+/// Train the latent classifier of `cfg` in `<runs>/<name>/`, resuming it if it holds a checkpoint.
+pub fn train(cfg: &ClassifyConfig, runs: &Path) -> Result<RunSummary> {
+    let run = Run::claim(runs.join(&cfg.name), cfg)?;
+    let device = device();
+    let ([(train_z, train_y), (val_z, val_y), (test_z, test_y)], inrs) = all_latents(cfg, device)?;
+    tch::manual_seed(cfg.trainer.seed as i64);
+    let mut vs = VarStore::new(device);
+    let model = TransformerClassifier::new(&vs.root(), &cfg.model)?;
+    let val = latent_batches(&val_z, &val_y, cfg.data.eval_batch_size, device);
+    let test = latent_batches(&test_z, &test_y, cfg.data.eval_batch_size, device);
+    let exp = Experiment {
+        name: cfg.name.clone(),
+        kind: inr2array::CLASSIFY_TASK,
+        page: "inr_classification",
+        model: MODEL_NAME.into(),
+        params: param_count(&vs),
+        data: DataRecord {
+            name: dataset_name(Path::new(&inrs)),
+            path: inrs.into(),
+            train: train_y.size()[0],
+            val: val_y.size()[0],
+            test: test_y.size()[0],
+        },
+        batch_size: cfg.data.batch_size,
+        headline: Metric::Accuracy,
+        paper: cfg.paper.clone(),
+    };
+    let mut data =
+        LatentBatches::new(train_z, train_y, cfg.data.batch_size, cfg.trainer.seed, device);
+    let trainer = cfg.trainer_for(data.per_epoch());
+    let task = Supervised::new(&model, cfg.trainer.objective);
+    let splits = EvalSplits { val: &val, test: &test };
+    train_run(&run, &exp, &task, &mut vs, &trainer, &mut data, splits)
+}
+
+/// Evaluate the best classifier of `run` on the test latents.
+pub fn eval(run: &Run) -> Result<Evaluation> {
+    let cfg = ClassifyConfig::read(&run.config())?;
+    let device = device();
+    let ([_, _, (test_z, test_y)], _) = all_latents(&cfg, device)?;
+    let mut vs = VarStore::new(device);
+    let model = TransformerClassifier::new(&vs.root(), &cfg.model)?;
+    let test = latent_batches(&test_z, &test_y, cfg.data.eval_batch_size, device);
+    let task = Supervised::new(&model, cfg.trainer.objective);
+    eval_run(run, &task, &mut vs, &cfg.trainer, &test)
+}

@@ -1,0 +1,104 @@
+//! Every experiment kind, found by the `task` field of its config: how it trains into a run folder,
+//! how a finished run is evaluated, and how its config is checked. Each kind's file builds its data
+//! and model; the run handling they share lives in [`crate::driver`].
+
+pub mod classify;
+pub mod inr2array_classify;
+pub mod inr2array_pretrain;
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use nft_model::{Evaluation, Run, RunSummary};
+
+/// The kinds of experiment, by the config's `task`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// INR classification from the weights (the default).
+    Classify,
+    /// Inr2Array autoencoder pretraining.
+    Inr2ArrayPretrain,
+    /// Classification of Inr2Array latents.
+    Inr2ArrayClassify,
+}
+
+impl Kind {
+    /// The kind a `task` value names (`None`: the default, classification).
+    ///
+    /// # Errors
+    /// An unknown task, listing the known ones.
+    pub fn from_task(task: Option<&str>) -> Result<Self> {
+        Ok(match task {
+            None | Some(classify::TASK) => Kind::Classify,
+            Some(inr2array::PRETRAIN_TASK) => Kind::Inr2ArrayPretrain,
+            Some(inr2array::CLASSIFY_TASK) => Kind::Inr2ArrayClassify,
+            Some(other) => bail!(
+                "unknown task {other:?}; known: {:?}, {:?}, {:?}",
+                classify::TASK,
+                inr2array::PRETRAIN_TASK,
+                inr2array::CLASSIFY_TASK
+            ),
+        })
+    }
+
+    /// The kind of the config file at `path`.
+    ///
+    /// # Errors
+    /// An unreadable or unparsable file, or an unknown task, naming the file.
+    pub fn of_config(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {path:?}"))?;
+        let table: toml::Table = text.parse().with_context(|| format!("parsing {path:?}"))?;
+        Self::from_task(table.get("task").and_then(toml::Value::as_str))
+            .with_context(|| format!("in {path:?}"))
+    }
+}
+
+/// Validate the config at `path` as its kind; a one-line description of it.
+///
+/// # Errors
+/// The first invalid value, naming the file.
+pub fn check(path: &Path) -> Result<String> {
+    Ok(match Kind::of_config(path)? {
+        Kind::Classify => {
+            let cfg = classify::ExperimentConfig::read(path)?;
+            format!("INR classification, {}, {} steps", cfg.model.name(), cfg.trainer.steps)
+        }
+        Kind::Inr2ArrayPretrain => {
+            let cfg = inr2array::PretrainConfig::read(path)?;
+            format!("Inr2Array pretraining, {} steps", cfg.trainer.steps)
+        }
+        Kind::Inr2ArrayClassify => {
+            inr2array::ClassifyConfig::read(path)?;
+            "Inr2Array latent classifier".into()
+        }
+    })
+}
+
+/// Train the experiment of the config at `path` in `<runs>/<name>/` (resuming it).
+///
+/// # Errors
+/// An invalid config, missing data, a run folder of another config, or a training error.
+pub fn train(path: &Path, runs: &Path) -> Result<RunSummary> {
+    match Kind::of_config(path)? {
+        Kind::Classify => classify::train(&classify::ExperimentConfig::read(path)?, runs),
+        Kind::Inr2ArrayPretrain => {
+            inr2array_pretrain::train(&inr2array::PretrainConfig::read(path)?, runs)
+        }
+        Kind::Inr2ArrayClassify => {
+            inr2array_classify::train(&inr2array::ClassifyConfig::read(path)?, runs)
+        }
+    }
+}
+
+/// Evaluate the best checkpoint of the run folder `dir` on its test split, whatever its kind.
+///
+/// # Errors
+/// Not a run folder, missing data or checkpoint, naming them.
+pub fn eval(dir: &Path) -> Result<Evaluation> {
+    let run = Run::open(dir)?;
+    match Kind::of_config(&run.config())? {
+        Kind::Classify => classify::eval(&run),
+        Kind::Inr2ArrayPretrain => inr2array_pretrain::eval(&run),
+        Kind::Inr2ArrayClassify => inr2array_classify::eval(&run),
+    }
+}

@@ -1,0 +1,185 @@
+//! The binary end to end, on a tiny INR set the test fits: `nfn train`, `nfn eval` and `nfn tables`
+//! for a classification run and an Inr2Array pretraining + latent classification pair. Every kind
+//! trains, evaluates and tabulates through the same path, and `nfn eval` reproduces the test
+//! metrics that `summary.json` recorded.
+
+mod support;
+
+use std::path::Path;
+
+use support::{classify_config, fit_tiny_set, nfn};
+
+fn pretrain_config(name: &str, inrs: &Path) -> String {
+    format!(
+        r#"name = "{name}"
+task = "inr2array_pretrain"
+[data]
+inrs = "{inrs}"
+batch_size = 8
+eval_batch_size = 8
+[model]
+image_size = [28, 28]
+[model.encoder]
+channels = 8
+num_blocks = 1
+num_heads = 2
+ff_factor = 2
+num_latents = 4
+latent_dim = 8
+[model.decoder]
+dec_type = "sitzmann"
+hidden_dim = 8
+[trainer]
+steps = 6
+eval_every = 3
+log_every = 1
+optim = {{ lr = 1e-3, warmup_steps = 1, schedule = "cosine" }}
+"#,
+        inrs = inrs.display()
+    )
+}
+
+fn latent_config(name: &str, encoder_run: &Path) -> String {
+    format!(
+        r#"name = "{name}"
+task = "inr2array_classify"
+encoder_run = "{run}"
+epochs = 2
+[data]
+batch_size = 8
+eval_batch_size = 8
+extract_batch_size = 8
+chunk_size = 16
+[model]
+latent_dim = 8
+d_model = 16
+num_layers = 1
+num_heads = 2
+ff_dim = 16
+dropout = 0.0
+max_tokens = 4
+head_hidden = 16
+num_classes = 3
+[trainer]
+steps = 1
+eval_every = 1
+objective = "cross_entropy"
+optim = {{ lr = 1e-3, warmup_steps = 1 }}
+[paper]
+metric = 79.3
+source = "a test row"
+"#,
+        run = encoder_run.display()
+    )
+}
+
+/// `nfn eval --json` against the run's `summary.json`: the same metrics, to round-off.
+fn eval_matches_summary(run: &Path) -> serde_json::Value {
+    let out = nfn(&["eval", run.to_str().unwrap(), "--json"]);
+    let eval: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let recorded = summary["test"].as_array().unwrap();
+    assert!(!recorded.is_empty());
+    for record in recorded {
+        let metric = record["metric"].as_str().unwrap();
+        let (a, b) = (eval["values"][metric].as_f64().unwrap(), record["value"].as_f64().unwrap());
+        assert!(
+            (a - b).abs() <= 1e-9 * a.abs().max(1.0),
+            "{run:?} {metric}: eval {a} vs summary {b}"
+        );
+    }
+    assert_eq!(eval["count"], summary["data"]["test"]);
+    summary
+}
+
+#[test]
+fn every_kind_trains_evaluates_and_tabulates_the_same_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let inrs = fit_tiny_set(dir.path());
+    let runs = dir.path().join("runs");
+    let configs = [
+        ("hnp", classify_config("hnp", &inrs, 12, 4)),
+        ("ae", pretrain_config("ae", &inrs)),
+        ("latent", latent_config("latent", &runs.join("ae"))),
+    ];
+    for (name, text) in &configs {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        nfn(&["train", path.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
+    }
+
+    let hnp = eval_matches_summary(&runs.join("hnp"));
+    assert_eq!(hnp["kind"], "inr_classification");
+    assert_eq!(hnp["headline"], "accuracy");
+    assert_eq!(hnp["selection"]["metric"], "accuracy");
+    assert_eq!(hnp["selection"]["direction"], "higher");
+    assert_eq!(hnp["data"]["train"], 55);
+    assert_eq!(hnp["budget"]["steps"], 12);
+    let ae = eval_matches_summary(&runs.join("ae"));
+    assert_eq!(
+        (ae["kind"].as_str(), ae["page"].as_str()),
+        (Some("inr2array_pretrain"), Some("inr_reconstruction"))
+    );
+    assert_eq!(ae["selection"]["metric"], "mse");
+    assert_eq!(ae["selection"]["direction"], "lower");
+    let latent = eval_matches_summary(&runs.join("latent"));
+    assert_eq!(latent["page"], "inr_classification");
+    assert_eq!(latent["budget"]["steps"], 2 * 6, "2 epochs of 55 / 8 full batches");
+
+    // A second `train` of a finished run resumes it: nothing to do, the same test metrics.
+    let again = nfn(&[
+        "train",
+        dir.path().join("hnp.toml").to_str().unwrap(),
+        "--runs",
+        runs.to_str().unwrap(),
+    ]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("hnp: test accuracy"));
+
+    let pages = dir.path().join("pages");
+    nfn(&["tables", "--runs", runs.to_str().unwrap(), "--out", pages.to_str().unwrap()]);
+    let cls = std::fs::read_to_string(pages.join("inr_classification.md")).unwrap();
+    assert!(cls.contains("test accuracy ↑ (%)") && cls.contains("higher is better"), "{cls}");
+    assert!(
+        cls.contains("| hnp |") && cls.contains("| latent |") && cls.contains("72.7 (a test row)"),
+        "{cls}"
+    );
+    let rec = std::fs::read_to_string(pages.join("inr_reconstruction.md")).unwrap();
+    assert!(
+        rec.contains("test MSE ↓") && rec.contains("lower is better") && rec.contains("| ae |"),
+        "{rec}"
+    );
+    let mse = ae["test"].as_array().unwrap().iter().find(|m| m["metric"] == "mse").unwrap()
+        ["value"]
+        .as_f64()
+        .unwrap();
+    assert!(rec.contains(&format!("**{mse:.4}**")), "{rec}");
+}
+
+#[test]
+fn user_errors_exit_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, classify_config("c", &dir.path().join("missing-set"), 5, 5)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nfn"))
+        .args(["train", cfg.to_str().unwrap(), "--runs", dir.path().to_str().unwrap()])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains("missing-set") && !err.contains("backtrace"), "{err}");
+    // An unknown task is refused naming the file.
+    std::fs::write(&cfg, "name = \"x\"\ntask = \"painting\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nfn"))
+        .args(["check-config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(2) && err.contains("painting") && err.contains("c.toml"),
+        "{err}"
+    );
+}

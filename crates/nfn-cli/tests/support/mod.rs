@@ -1,0 +1,128 @@
+//! Shared by the binary's end-to-end tests: a tiny FashionMNIST-layout image set written by the
+//! test, fitted into an INR set by `nfn fit-inrs`, and helpers to run `nfn`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Images `[0, 55)` (train), `[55000, 55005)` (val) and `[60000, 60010)` (test) are drawn; the
+/// others stay blank. `--limit 55` selects exactly these.
+pub const LIMIT: &str = "55";
+
+/// Class `i % 3` of image `i`: a bright bar in one of three places.
+fn image(i: usize) -> [u8; 784] {
+    let mut px = [0u8; 784];
+    let class = i % 3;
+    for r in 0..28 {
+        for c in 0..28 {
+            let on = match class {
+                0 => (8..14).contains(&r),
+                1 => (8..14).contains(&c),
+                _ => (r + c) % 9 < 3,
+            };
+            let shade = 128 + ((i * 37 + r * 3 + c) % 127) as u8;
+            px[r * 28 + c] = if on { shade } else { 0 };
+        }
+    }
+    px
+}
+
+fn write_idx(path: &Path, dims: &[u32], data: impl Iterator<Item = Vec<u8>>) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    let magic = 0x0800u32 | dims.len() as u32;
+    gz.write_all(&magic.to_be_bytes()).unwrap();
+    for d in dims {
+        gz.write_all(&d.to_be_bytes()).unwrap();
+    }
+    for chunk in data {
+        gz.write_all(&chunk).unwrap();
+    }
+    gz.finish().unwrap();
+}
+
+/// Write the image set into `dir` (60 000 train and 10 test images, mostly blank).
+pub fn write_images(dir: &Path) {
+    let used = |i: usize| i < 55 || (55_000..55_005).contains(&i);
+    let train = |i: usize| if used(i) { image(i).to_vec() } else { vec![0; 784] };
+    write_idx(&dir.join("train-images-idx3-ubyte.gz"), &[60_000, 28, 28], (0..60_000).map(train));
+    write_idx(
+        &dir.join("train-labels-idx1-ubyte.gz"),
+        &[60_000],
+        (0..60_000).map(|i| vec![(i % 3) as u8]),
+    );
+    write_idx(
+        &dir.join("t10k-images-idx3-ubyte.gz"),
+        &[10, 28, 28],
+        (60_000..60_010).map(|i| image(i).to_vec()),
+    );
+    write_idx(
+        &dir.join("t10k-labels-idx1-ubyte.gz"),
+        &[10],
+        (60_000..60_010).map(|i| vec![(i % 3) as u8]),
+    );
+}
+
+/// Run `nfn` with `args`; panics with its output if it fails.
+pub fn nfn(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_nfn")).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "nfn {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Write the images and fit them (40 Adam steps each, no early stop) into `<dir>/inrs`.
+pub fn fit_tiny_set(dir: &Path) -> PathBuf {
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    write_images(&images);
+    let inrs = dir.join("inrs");
+    nfn(&[
+        "fit-inrs",
+        "--dataset",
+        "fashion-mnist",
+        "--data-dir",
+        images.to_str().unwrap(),
+        "--out",
+        inrs.to_str().unwrap(),
+        "--limit",
+        LIMIT,
+        "--steps",
+        "40",
+        "--target-psnr=-1",
+    ]);
+    inrs
+}
+
+/// A tiny HNP classification config on `inrs`.
+pub fn classify_config(name: &str, inrs: &Path, steps: u64, eval_every: u64) -> String {
+    format!(
+        r#"name = "{name}"
+[data]
+inrs = "{inrs}"
+batch_size = 8
+eval_batch_size = 16
+[model]
+kind = "nfn"
+layer = "hnp"
+hidden = [8]
+pool = "hnp"
+head = {{ hidden = [16], dropout = 0.0 }}
+[trainer]
+steps = {steps}
+eval_every = {eval_every}
+log_every = 1
+seed = 1
+objective = "cross_entropy"
+optim = {{ lr = 1e-3, warmup_steps = 5 }}
+[paper]
+metric = 72.7
+source = "a test row"
+"#,
+        inrs = inrs.display()
+    )
+}
