@@ -1,6 +1,6 @@
 //! Data sets for weight-space learning: image sets (IDX, CIFAR-10), batched SIREN fitting that turns
 //! images into INR data sets, our sharded INR data-set format, converting the reference SIREN sets
-//! into it, and batch loading.
+//! into it, batch loading, and the edited targets of the INR-editing task.
 //!
 //! Sits on `nfn-weightspace` only; used by `nfn-cli`, `nfn-bench` and the training code's callers.
 #![warn(missing_docs)]
@@ -23,3 +23,5 @@ pub use loader::{InrSet, InrSplit, Standardization};
 pub mod cnn_zoo;
 pub mod pth;
 pub use cnn_zoo::{load_cnn_zoo, CnnZoo};
+pub mod edit;
+pub use edit::{edit_image, edit_images, edit_targets, EditStyle, EditTargets};

@@ -20,7 +20,8 @@ pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 /// Options of `setup`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Also install the PyTorch reference package (`nfn==0.1.2`) used by fixture scripts and benches.
+    /// Also install the PyTorch reference package (`nfn==0.1.2`) and OpenCV, used by fixture scripts
+    /// and benches.
     #[arg(long)]
     pub reference: bool,
 }
@@ -120,7 +121,7 @@ fn ensure_debian_packages() -> Result<()> {
 }
 
 fn ensure_reference() -> Result<()> {
-    let ok = util::output(Command::new(venv_python()).args(["-c", "import nfn"])).is_some();
+    let ok = util::output(Command::new(venv_python()).args(["-c", "import nfn, cv2"])).is_some();
     if !ok {
         util::run(Command::new(venv_python()).args([
             "-m",
@@ -129,6 +130,8 @@ fn ensure_reference() -> Result<()> {
             "--disable-pip-version-check",
             "nfn==0.1.2",
             "einops",
+            // OpenCV for the INR-editing fixtures (crates/nfn-datasets/tests/fixtures/edit/gen.py).
+            "opencv-python-headless==5.0.0.93",
         ]))?;
     }
     Ok(())
