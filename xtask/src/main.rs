@@ -6,7 +6,8 @@
 mod commands;
 mod util;
 
-use anyhow::Result;
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -42,8 +43,9 @@ enum Command {
     Download(commands::download::Args),
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
+/// Run the task; errors print as one line (the cause chain, no backtrace) and exit with 2.
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
         Command::Setup(args) => commands::setup::run(&args),
         Command::Test(args) => commands::test::run(&args),
         Command::Demo(args) => commands::demo::run(&args),
@@ -55,5 +57,12 @@ fn main() -> Result<()> {
         Command::Show(args) => commands::show::run(&args),
         Command::Bench(args) => commands::bench::run(&args),
         Command::Download(args) => commands::download::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::from(2)
+        }
     }
 }
