@@ -4,13 +4,75 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use nfn_datasets::{InrSet, InrSplit, Split, Standardization};
+use nfn_datasets::inr_set::SplitRanges;
+use nfn_datasets::{ImageSet, InrSet, InrSplit, Split, Standardization, DEFAULT_FASHION_MNIST_DIR};
 use nft_model::{Batch, TrainData};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
+
+/// The image sets INRs are fitted to (and editing targets made from).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Dataset {
+    /// FashionMNIST (IDX files; installed by `cargo xtask setup`).
+    FashionMnist,
+    /// MNIST (IDX files, same layout).
+    Mnist,
+    /// CIFAR-10 (`cifar-10-batches-bin`).
+    Cifar10,
+}
+
+impl Dataset {
+    /// The data set an INR-set manifest names.
+    ///
+    /// # Errors
+    /// An unknown name.
+    pub fn from_name(name: &str) -> Result<Self> {
+        [Dataset::FashionMnist, Dataset::Mnist, Dataset::Cifar10]
+            .into_iter()
+            .find(|d| d.name() == name)
+            .with_context(|| format!("unknown image data set {name:?}"))
+    }
+
+    /// The name INR-set manifests record.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dataset::FashionMnist => "fashion-mnist",
+            Dataset::Mnist => "mnist",
+            Dataset::Cifar10 => "cifar10",
+        }
+    }
+
+    /// Where the image files are by default.
+    pub fn default_dir(self) -> PathBuf {
+        match self {
+            Dataset::FashionMnist => DEFAULT_FASHION_MNIST_DIR.into(),
+            Dataset::Mnist => "data/mnist".into(),
+            Dataset::Cifar10 => "data/cifar-10-batches-bin".into(),
+        }
+    }
+
+    /// The reference protocol's splits by image index.
+    pub fn splits(self) -> SplitRanges {
+        match self {
+            Dataset::FashionMnist => SplitRanges::fashion_mnist(),
+            Dataset::Mnist => SplitRanges::mnist(),
+            Dataset::Cifar10 => SplitRanges::cifar10(),
+        }
+    }
+
+    /// Load the images from `dir`, naming it in the error.
+    pub fn load(self, dir: &Path) -> Result<ImageSet> {
+        let set = match self {
+            Dataset::FashionMnist => ImageSet::fashion_mnist(dir),
+            Dataset::Mnist => ImageSet::mnist(dir),
+            Dataset::Cifar10 => ImageSet::cifar10(dir),
+        };
+        set.with_context(|| format!("loading {} from {}", self.name(), dir.display()))
+    }
+}
 
 /// Which data a run trains on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,13 +143,15 @@ fn prepare(
     std.map_or_else(|| ws.shallow_clone(), |s| s.apply(ws))
 }
 
-/// The first `limit` INRs of `split` (all if `None`) in evaluation batches, in order,
-/// standardised if `std` is given, on `device`.
+/// The first `limit` INRs of `split` (all if `None`) in evaluation batches, in order, with the
+/// rows of `targets` (one per INR: `split.labels`, or edited images), standardised if `std` is
+/// given, on `device`.
 ///
 /// # Errors
 /// A shard that cannot be decoded, named.
 pub fn eval_batches(
     split: &InrSplit,
+    targets: &Tensor,
     limit: Option<i64>,
     batch_size: i64,
     std: Option<&Standardization>,
@@ -101,7 +165,7 @@ pub fn eval_batches(
             let idx = Tensor::arange_start(start, end, (Kind::Int64, Device::Cpu));
             Ok(Batch {
                 inputs: prepare(&split.features(&idx)?, std).to_device(device),
-                targets: split.labels.index_select(0, &idx).to_device(device),
+                targets: targets.index_select(0, &idx).to_device(device),
             })
         })
         .collect()
@@ -111,6 +175,7 @@ pub fn eval_batches(
 /// permutation seeded with `(seed, e)`, dropping the last partial batch.
 pub struct EpochBatches<'a> {
     split: &'a InrSplit,
+    targets: &'a Tensor,
     std: Option<&'a Standardization>,
     batch_size: i64,
     seed: u64,
@@ -119,15 +184,16 @@ pub struct EpochBatches<'a> {
 }
 
 impl<'a> EpochBatches<'a> {
-    /// Batches of `split`, standardised if `std` is given.
+    /// Batches of `split` with the rows of `targets` (one per INR), standardised if `std` is given.
     pub fn new(
         split: &'a InrSplit,
+        targets: &'a Tensor,
         std: Option<&'a Standardization>,
         batch_size: i64,
         seed: u64,
         device: Device,
     ) -> Self {
-        EpochBatches { split, std, batch_size, seed, device, epoch: None }
+        EpochBatches { split, targets, std, batch_size, seed, device, epoch: None }
     }
 
     /// Full batches per epoch.
@@ -154,7 +220,7 @@ impl TrainData for EpochBatches<'_> {
         let wsfeat = self.split.features(&idx).map_err(nft_model::Error::data)?;
         Ok(Batch {
             inputs: prepare(&wsfeat, self.std).to_device(self.device),
-            targets: self.split.labels.index_select(0, &idx).to_device(self.device),
+            targets: self.targets.index_select(0, &idx).to_device(self.device),
         })
     }
 }

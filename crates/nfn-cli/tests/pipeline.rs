@@ -73,6 +73,36 @@ source = "a test row"
     )
 }
 
+fn edit_config(name: &str, inrs: &Path, images: &Path) -> String {
+    format!(
+        r#"name = "{name}"
+task = "inr_editing"
+style = "dilate"
+images = "{images}"
+[data]
+inrs = "{inrs}"
+batch_size = 8
+eval_batch_size = 8
+[model]
+kind = "nfn"
+layer = "np"
+hidden = 4
+extra_layers = 0
+fourier = {{ in_channels = 1, mapping_size = 4, scale = 3.0 }}
+[trainer]
+steps = 6
+eval_every = 3
+log_every = 1
+optim = {{ lr = 1e-3, warmup_steps = 1 }}
+[paper]
+metric = 0.051
+source = "a test row"
+"#,
+        inrs = inrs.display(),
+        images = images.display()
+    )
+}
+
 /// `nfn eval --json` against the run's `summary.json`: the same metrics, to round-off.
 fn eval_matches_summary(run: &Path) -> serde_json::Value {
     let out = nfn(&["eval", run.to_str().unwrap(), "--json"]);
@@ -102,6 +132,7 @@ fn every_kind_trains_evaluates_and_tabulates_the_same_way() {
         ("hnp", classify_config("hnp", &inrs, 12, 4)),
         ("ae", pretrain_config("ae", &inrs)),
         ("latent", latent_config("latent", &runs.join("ae"))),
+        ("edit", edit_config("edit", &inrs, &dir.path().join("images"))),
     ];
     for (name, text) in &configs {
         let path = dir.path().join(format!("{name}.toml"));
@@ -127,6 +158,17 @@ fn every_kind_trains_evaluates_and_tabulates_the_same_way() {
     assert_eq!(latent["page"], "inr_classification");
     assert_eq!(latent["budget"]["steps"], 2 * 6, "2 epochs of 55 / 8 full batches");
 
+    let edit = eval_matches_summary(&runs.join("edit"));
+    assert_eq!(
+        (edit["kind"].as_str(), edit["page"].as_str()),
+        (Some("inr_editing"), Some("inr_editing"))
+    );
+    assert_eq!(
+        (edit["selection"]["metric"].as_str(), edit["headline"].as_str()),
+        (Some("mse"), Some("mse"))
+    );
+    assert!(inrs.join("targets-dilate").is_dir(), "targets are cached beside the INR set");
+
     // A second `train` of a finished run resumes it: nothing to do, the same test metrics.
     let again = nfn(&[
         "train",
@@ -149,6 +191,25 @@ fn every_kind_trains_evaluates_and_tabulates_the_same_way() {
         rec.contains("test MSE ↓") && rec.contains("lower is better") && rec.contains("| ae |"),
         "{rec}"
     );
+    // A corrupt shard is a data error that names the file, not a config error.
+    let shard = std::fs::read_dir(&inrs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("test-"))
+        .unwrap();
+    let bytes = std::fs::read(&shard).unwrap();
+    std::fs::write(&shard, &bytes[..bytes.len() / 2]).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nfn"))
+        .args(["eval", runs.join("hnp").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let name = shard.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&name) && !err.contains("invalid config"), "{err}");
+
+    let edits = std::fs::read_to_string(pages.join("inr_editing.md")).unwrap();
+    assert!(edits.contains("| edit |") && edits.contains("0.0510 (a test row)"), "{edits}");
     let mse = ae["test"].as_array().unwrap().iter().find(|m| m["metric"] == "mse").unwrap()
         ["value"]
         .as_f64()

@@ -178,3 +178,35 @@ impl WsModuleT for NftEditor {
         wsfeat.add(&self.delta.forward_t(wsfeat, train))
     }
 }
+
+/// Either editing model, as experiment files name them (`kind = "nft" | "nfn"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EditorConfig {
+    /// The NFT with an equivariant head.
+    Nft(NftEditorConfig),
+    /// TransferNet with NP or HNP layers.
+    Nfn(TransferNetConfig),
+}
+
+impl EditorConfig {
+    /// A short name for tables (`nft-editor`, `nfn-np-editor`, `nfn-hnp-editor`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            EditorConfig::Nft(_) => "nft-editor",
+            EditorConfig::Nfn(c) if c.layer == NfnLayerKind::Np => "nfn-np-editor",
+            EditorConfig::Nfn(_) => "nfn-hnp-editor",
+        }
+    }
+
+    /// Build the editor in `vs` for 1-channel features of `spec`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for invalid widths; [`Error::Layers`] if a layer does not fit.
+    pub fn build(&self, vs: &nn::Path, spec: &NetworkSpec) -> Result<Box<dyn WsModuleT>> {
+        Ok(match self {
+            EditorConfig::Nft(c) => Box::new(NftEditor::new(vs, spec, c)?),
+            EditorConfig::Nfn(c) => Box::new(TransferNet::new(vs, spec, c)?),
+        })
+    }
+}

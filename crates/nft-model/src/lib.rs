@@ -17,7 +17,7 @@ pub mod nft;
 pub mod statnet;
 pub mod train;
 
-pub use editing::{NftEditor, NftEditorConfig, TransferNet, TransferNetConfig};
+pub use editing::{EditorConfig, NftEditor, NftEditorConfig, TransferNet, TransferNetConfig};
 pub use error::{Error, Result};
 pub use head::{MlpHead, MlpHeadConfig};
 pub use invariant_nfn::{InvariantNfn, InvariantNfnConfig, NfnLayerKind, PoolKind};
@@ -27,7 +27,7 @@ pub use nft::{NftInput, NftModel, NftModelConfig, NftReadout};
 pub use statnet::StatNet;
 pub use train::{
     evaluate, hardware, kendall_tau_b, load_model, save_model, train, AdamW, Batch, Best,
-    Direction, EvalOutput, EvalSplits, Evaluation, Forward, Metric, Objective, OptimConfig,
-    PaperRef, Progress, Run, RunSummary, Schedule, Supervised, Task, TrainData, TrainState,
-    TrainSummary, TrainerConfig,
+    Direction, Editing, EvalOutput, EvalSplits, Evaluation, Forward, Metric, Objective,
+    OptimConfig, PaperRef, Progress, Run, RunSummary, Schedule, Supervised, Task, TrainData,
+    TrainState, TrainSummary, TrainerConfig,
 };

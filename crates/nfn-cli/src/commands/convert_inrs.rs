@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use nfn_datasets::convert::{ConversionPlan, ConvertEvent, ConvertOptions, DEFAULT_SHARD_SIZE};
 
-use super::fit_inrs::Dataset;
+use crate::data::Dataset;
 
 /// Options of `convert-inrs`.
 #[derive(clap::Args)]

@@ -8,55 +8,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use nfn_datasets::inr_set::{write_inr_set, InrSetOptions, SplitRanges, WriteEvent};
+use nfn_datasets::inr_set::{write_inr_set, InrSetOptions, WriteEvent};
 use nfn_datasets::siren_fit::SirenFitConfig;
-use nfn_datasets::{ImageSet, DEFAULT_FASHION_MNIST_DIR};
 
-/// The image sets `fit-inrs` can read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Dataset {
-    /// FashionMNIST (IDX files; installed by `cargo xtask setup`).
-    FashionMnist,
-    /// MNIST (IDX files, same layout).
-    Mnist,
-    /// CIFAR-10 (`cifar-10-batches-bin`).
-    Cifar10,
-}
-
-impl Dataset {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Dataset::FashionMnist => "fashion-mnist",
-            Dataset::Mnist => "mnist",
-            Dataset::Cifar10 => "cifar10",
-        }
-    }
-
-    fn default_dir(self) -> PathBuf {
-        match self {
-            Dataset::FashionMnist => DEFAULT_FASHION_MNIST_DIR.into(),
-            Dataset::Mnist => "data/mnist".into(),
-            Dataset::Cifar10 => "data/cifar-10-batches-bin".into(),
-        }
-    }
-
-    fn splits(self) -> SplitRanges {
-        match self {
-            Dataset::FashionMnist => SplitRanges::fashion_mnist(),
-            Dataset::Mnist => SplitRanges::mnist(),
-            Dataset::Cifar10 => SplitRanges::cifar10(),
-        }
-    }
-
-    fn load(self, dir: &PathBuf) -> Result<ImageSet> {
-        let set = match self {
-            Dataset::FashionMnist => ImageSet::fashion_mnist(dir),
-            Dataset::Mnist => ImageSet::mnist(dir),
-            Dataset::Cifar10 => ImageSet::cifar10(dir),
-        };
-        set.with_context(|| format!("loading {} from {}", self.name(), dir.display()))
-    }
-}
+use crate::data::Dataset;
 
 /// Options of `fit-inrs`.
 #[derive(clap::Args)]

@@ -26,6 +26,7 @@ fn title(page: &str) -> String {
     match page {
         "inr_classification" => "INR classification".into(),
         "inr_reconstruction" => "Inr2Array reconstruction".into(),
+        "inr_editing" => "INR editing".into(),
         other => other.replace('_', " "),
     }
 }

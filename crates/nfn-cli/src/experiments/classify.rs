@@ -122,10 +122,16 @@ pub fn train(cfg: &ExperimentConfig, runs: &Path) -> Result<RunSummary> {
     let Prepared { splits, mut vs, model, exp } = prepare(cfg, device)?;
     let std = splits.standardization.as_ref();
     let eval_bs = cfg.data.eval_batch_size;
-    let val = eval_batches(&splits.val, None, eval_bs, std, device)?;
-    let test = eval_batches(&splits.test, None, eval_bs, std, device)?;
-    let mut data =
-        EpochBatches::new(&splits.train, std, cfg.data.batch_size, cfg.trainer.seed, device);
+    let val = eval_batches(&splits.val, &splits.val.labels, None, eval_bs, std, device)?;
+    let test = eval_batches(&splits.test, &splits.test.labels, None, eval_bs, std, device)?;
+    let mut data = EpochBatches::new(
+        &splits.train,
+        &splits.train.labels,
+        std,
+        cfg.data.batch_size,
+        cfg.trainer.seed,
+        device,
+    );
     let task = Supervised::new(model.as_ref(), cfg.trainer.objective);
     let splits = EvalSplits { val: &val, test: &test };
     train_run(&run, &exp, &task, &mut vs, &cfg.trainer, &mut data, splits)
@@ -137,7 +143,14 @@ pub fn eval(run: &Run) -> Result<Evaluation> {
     let device = device();
     let Prepared { splits, mut vs, model, .. } = prepare(&cfg, device)?;
     let std = splits.standardization.as_ref();
-    let test = eval_batches(&splits.test, None, cfg.data.eval_batch_size, std, device)?;
+    let test = eval_batches(
+        &splits.test,
+        &splits.test.labels,
+        None,
+        cfg.data.eval_batch_size,
+        std,
+        device,
+    )?;
     let task = Supervised::new(model.as_ref(), cfg.trainer.objective);
     eval_run(run, &task, &mut vs, &cfg.trainer, &test)
 }

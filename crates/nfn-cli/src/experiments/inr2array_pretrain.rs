@@ -86,12 +86,19 @@ pub fn train(cfg: &PretrainConfig, runs: &Path) -> Result<RunSummary> {
     let mut vs = VarStore::new(device);
     let model = build_autoencoder(cfg, &set, &vs)?;
     let eval_bs = cfg.data.eval_batch_size;
-    let val = eval_batches(&val_split, cfg.data.val_limit, eval_bs, None, device)?;
-    let test = eval_batches(&test_split, None, eval_bs, None, device)?;
+    let val =
+        eval_batches(&val_split, &val_split.labels, cfg.data.val_limit, eval_bs, None, device)?;
+    let test = eval_batches(&test_split, &test_split.labels, None, eval_bs, None, device)?;
     let val_count = val.iter().map(nft_model::Batch::len).sum();
     let exp = experiment(cfg, &vs, [train_split.len(), val_count, test_split.len()]);
-    let mut data =
-        EpochBatches::new(&train_split, None, cfg.data.batch_size, cfg.trainer.seed, device);
+    let mut data = EpochBatches::new(
+        &train_split,
+        &train_split.labels,
+        None,
+        cfg.data.batch_size,
+        cfg.trainer.seed,
+        device,
+    );
     let splits = EvalSplits { val: &val, test: &test };
     train_run(&run, &exp, &model, &mut vs, &cfg.trainer, &mut data, splits)
 }
@@ -103,6 +110,13 @@ pub fn eval(run: &Run) -> Result<Evaluation> {
     let mut vs = VarStore::new(device());
     let model = build_autoencoder(&cfg, &set, &vs)?;
     let test_split = set.load(Split::Test, false)?;
-    let test = eval_batches(&test_split, None, cfg.data.eval_batch_size, None, vs.device())?;
+    let test = eval_batches(
+        &test_split,
+        &test_split.labels,
+        None,
+        cfg.data.eval_batch_size,
+        None,
+        vs.device(),
+    )?;
     eval_run(run, &model, &mut vs, &cfg.trainer, &test)
 }

@@ -3,6 +3,7 @@
 //! and model; the run handling they share lives in [`crate::driver`].
 
 pub mod classify;
+pub mod edit;
 pub mod inr2array_classify;
 pub mod inr2array_pretrain;
 
@@ -20,6 +21,8 @@ pub enum Kind {
     Inr2ArrayPretrain,
     /// Classification of Inr2Array latents.
     Inr2ArrayClassify,
+    /// INR editing.
+    Edit,
 }
 
 impl Kind {
@@ -32,11 +35,13 @@ impl Kind {
             None | Some(classify::TASK) => Kind::Classify,
             Some(inr2array::PRETRAIN_TASK) => Kind::Inr2ArrayPretrain,
             Some(inr2array::CLASSIFY_TASK) => Kind::Inr2ArrayClassify,
+            Some(edit::TASK) => Kind::Edit,
             Some(other) => bail!(
-                "unknown task {other:?}; known: {:?}, {:?}, {:?}",
+                "unknown task {other:?}; known: {:?}, {:?}, {:?}, {:?}",
                 classify::TASK,
                 inr2array::PRETRAIN_TASK,
-                inr2array::CLASSIFY_TASK
+                inr2array::CLASSIFY_TASK,
+                edit::TASK
             ),
         })
     }
@@ -71,6 +76,15 @@ pub fn check(path: &Path) -> Result<String> {
             inr2array::ClassifyConfig::read(path)?;
             "Inr2Array latent classifier".into()
         }
+        Kind::Edit => {
+            let cfg = edit::EditConfig::read(path)?;
+            format!(
+                "INR editing, {}, {}, {} steps",
+                cfg.style.name(),
+                cfg.model.name(),
+                cfg.trainer.steps
+            )
+        }
     })
 }
 
@@ -87,6 +101,7 @@ pub fn train(path: &Path, runs: &Path) -> Result<RunSummary> {
         Kind::Inr2ArrayClassify => {
             inr2array_classify::train(&inr2array::ClassifyConfig::read(path)?, runs)
         }
+        Kind::Edit => edit::train(&edit::EditConfig::read(path)?, runs),
     }
 }
 
@@ -100,5 +115,6 @@ pub fn eval(dir: &Path) -> Result<Evaluation> {
         Kind::Classify => classify::eval(&run),
         Kind::Inr2ArrayPretrain => inr2array_pretrain::eval(&run),
         Kind::Inr2ArrayClassify => inr2array_classify::eval(&run),
+        Kind::Edit => edit::eval(&run),
     }
 }

@@ -3,6 +3,7 @@
 //! the training loop.
 
 pub mod checkpoint;
+pub mod editing;
 pub mod metrics;
 pub mod optim;
 pub mod run;
@@ -10,6 +11,7 @@ pub mod task;
 pub mod trainer;
 
 pub use checkpoint::{load_model, save_model, Best, TrainState};
+pub use editing::Editing;
 pub use metrics::{fmt_value, kendall_tau_b, Direction, Evaluation, Metric, MetricAccumulator};
 pub use optim::{AdamW, OptimConfig, Schedule};
 pub use run::{
