@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use nft_model::train::{
-    evaluate_metrics, fmt_value, reported_metrics, BudgetRecord, DataRecord, MetricRecord,
-    SelectionRecord,
+    evaluate_metrics, fmt_value, reported_metrics, BaselineRecord, BudgetRecord, DataRecord,
+    MetricRecord, SelectionRecord,
 };
 use nft_model::{
     hardware, load_model, train, EvalSplits, Evaluation, Metric, PaperRef, Progress, Run,
@@ -38,6 +38,8 @@ pub struct Experiment {
     pub headline: Metric,
     /// The paper's number, if any.
     pub paper: Option<PaperRef>,
+    /// Reference points on the test split, printed and recorded beside the result.
+    pub baselines: Vec<BaselineRecord>,
 }
 
 /// The device every command runs on: the first GPU if there is one.
@@ -125,6 +127,7 @@ pub fn train_run<T: Task>(
             step: outcome.best.map(|b| b.step),
         },
         paper: exp.paper.clone(),
+        baselines: exp.baselines.clone(),
         budget: BudgetRecord {
             planned_steps: trainer.steps,
             steps: outcome.steps,
@@ -136,8 +139,13 @@ pub fn train_run<T: Task>(
         finished: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
     };
     run.write_summary(&summary)?;
+    let baselines: String = exp
+        .baselines
+        .iter()
+        .map(|b| format!("; {} {}", b.name, with_unit(b.metric, b.value)))
+        .collect();
     println!(
-        "{}: test {} {} on {} networks ({} steps, {:.1} min)",
+        "{}: test {} {} on {} networks ({} steps, {:.1} min){baselines}",
         exp.name,
         headline.label(),
         outcome.test.get(headline).map_or("n/a".into(), |v| with_unit(headline, v)),

@@ -168,6 +168,22 @@ fn every_kind_trains_evaluates_and_tabulates_the_same_way() {
         (Some("mse"), Some("mse"))
     );
     assert!(inrs.join("targets-dilate").is_dir(), "targets are cached beside the INR set");
+    let names: Vec<&str> =
+        edit["baselines"].as_array().unwrap().iter().map(|b| b["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["do-nothing MSE", "SIREN-fit MSE"]);
+    let value = |i: usize| edit["baselines"][i]["value"].as_f64().unwrap();
+    assert!(value(1) < value(0), "a SIREN fitted to the target beats the unedited INR");
+
+    for run in ["edit", "ae"] {
+        let png = dir.path().join(format!("{run}.png"));
+        let run_dir = runs.join(run);
+        let images = dir.path().join("images");
+        let (out, images) = (png.to_str().unwrap(), images.to_str().unwrap());
+        nfn(&["show", run_dir.to_str().unwrap(), "--count", "3", "--out", out, "--images", images]);
+        let img = image::open(&png).unwrap();
+        let rows = if run == "edit" { 4 } else { 3 }; // the original images row included
+        assert_eq!(img.height(), rows * (28 * 4 + 2) + 2, "{run}");
+    }
 
     // A second `train` of a finished run resumes it: nothing to do, the same test metrics.
     let again = nfn(&[
@@ -210,6 +226,7 @@ fn every_kind_trains_evaluates_and_tabulates_the_same_way() {
 
     let edits = std::fs::read_to_string(pages.join("inr_editing.md")).unwrap();
     assert!(edits.contains("| edit |") && edits.contains("0.0510 (a test row)"), "{edits}");
+    assert!(edits.contains("do-nothing MSE |") && edits.contains("SIREN-fit MSE |"), "{edits}");
     let mse = ae["test"].as_array().unwrap().iter().find(|m| m["metric"] == "mse").unwrap()
         ["value"]
         .as_f64()

@@ -1,5 +1,6 @@
-//! `cargo xtask show <run>`: a PNG grid of original images, input SIREN renderings and Inr2Array
-//! reconstructions for a few test INRs of a pretraining run, through `nfn show`.
+//! `cargo xtask show <run>`: a PNG grid for a few test INRs of a run, through `nfn show`: original
+//! images, input SIREN renderings and reconstructions (Inr2Array pretraining), or original images,
+//! edited targets, input and edited SIRENs (INR editing).
 
 use std::path::PathBuf;
 
@@ -8,9 +9,9 @@ use anyhow::Result;
 /// Options of `show`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The Inr2Array pretraining run folder, e.g. `data/runs/inr2array_fashion_small`.
+    /// The run folder, e.g. `data/runs/inr2array_fashion_12k` or `data/runs/edit_fmnist_gradient_nft_12k`.
     pub run: PathBuf,
-    /// Where the PNG goes (default: `<run>/reconstructions.png`, as `nfn show` chooses).
+    /// Where the PNG goes (default: `<run>/show.png`, as `nfn show` chooses).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }

@@ -1,40 +1,44 @@
-//! `nfn show <run>`: a PNG of an Inr2Array pretraining run's test reconstructions, with the original
-//! images and the input SIRENs' renderings above them.
+//! `nfn show <run>`: a PNG of a run's work on its first test INRs. For an Inr2Array pretraining run:
+//! original images, the input SIRENs' renderings and the reconstructions; for an editing run:
+//! original images, the edited targets, the input SIRENs and the edited SIRENs.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use nfn_datasets::{ImageSet, InrSet, Split, DEFAULT_FASHION_MNIST_DIR};
+use anyhow::{bail, Context, Result};
+use nfn_datasets::{InrSet, Split};
+use nft_model::Run;
 use tch::{Device, Kind, Tensor};
 
+use crate::data::Dataset;
 use crate::driver::device;
 use crate::experiments::inr2array_pretrain::load_pretrained;
+use crate::experiments::{edit, ExperimentKind};
 
 /// Options of `show`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// An Inr2Array pretraining run folder.
+    /// An Inr2Array pretraining or INR editing run folder.
     pub run: PathBuf,
-    /// The PNG to write (default `<run>/reconstructions.png`).
+    /// The PNG to write (default `<run>/show.png`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// How many test INRs to draw.
     #[arg(long, default_value_t = 8)]
     pub count: i64,
-    /// The image data set folder for the top row (FashionMNIST IDX files).
-    #[arg(long, default_value = DEFAULT_FASHION_MNIST_DIR)]
-    pub images: PathBuf,
+    /// The image data set folder for the top row (default: the INR set's data set at its usual
+    /// place).
+    #[arg(long)]
+    pub images: Option<PathBuf>,
     /// Pixels per image pixel.
     #[arg(long, default_value_t = 4)]
     pub scale: u32,
 }
 
 /// The original images of the INRs at `image_index`, if the image set can be read.
-fn original_images(set: &InrSet, image_index: &Tensor, dir: &Path) -> Option<Tensor> {
-    if !set.manifest.dataset.contains("mnist") {
-        return None;
-    }
-    let images = ImageSet::idx_dir(dir).ok()?;
+fn original_images(set: &InrSet, image_index: &Tensor, dir: Option<&Path>) -> Option<Tensor> {
+    let dataset = Dataset::from_name(&set.manifest.dataset).ok()?;
+    let images =
+        dataset.load(&dir.map_or_else(|| dataset.default_dir(), Path::to_path_buf)).ok()?;
     let idx: Vec<i64> = Vec::<i64>::try_from(image_index).ok()?;
     Some(images.select(&idx).ok()?.images)
 }
@@ -73,8 +77,34 @@ fn tile(rows: &[Tensor], scale: u32) -> Result<image::RgbImage> {
 /// `nfn show <run>`: a PNG with, per test INR, the original image (if available), the input
 /// SIREN's rendering and the reconstruction.
 pub fn run(args: &Args) -> Result<()> {
+    let run = Run::open(&args.run)?;
+    let (rows, what) = match ExperimentKind::of_config(&run.config())? {
+        ExperimentKind::Inr2ArrayPretrain => reconstruction_rows(args)?,
+        ExperimentKind::Edit => {
+            let (rows, mse) = edit::show_rows(&run, args.count, args.images.as_deref())?;
+            (rows, format!("original, target, input INR, edited INR; edited MSE {mse:.6}"))
+        }
+        other => bail!(
+            "{:?} is a {other:?} run; nfn show draws Inr2Array pretraining and INR editing runs",
+            args.run
+        ),
+    };
+    let out = args.out.clone().unwrap_or_else(|| args.run.join("show.png"));
+    tile(&rows, args.scale.max(1))?.save(&out).with_context(|| format!("writing {out:?}"))?;
+    let n = rows[0].size()[0];
+    println!(
+        "{}: wrote {} ({} rows x {n} test INRs: {what})",
+        args.run.display(),
+        out.display(),
+        rows.len()
+    );
+    Ok(())
+}
+
+/// Original images (if readable), input SIRENs and reconstructions of an Inr2Array pretraining run.
+fn reconstruction_rows(args: &Args) -> Result<(Vec<Tensor>, String)> {
     let device = device();
-    let (cfg, set, _vs, model) = load_pretrained(&args.run, device)?;
+    let (_cfg, set, _vs, model) = load_pretrained(&args.run, device)?;
     let test = set.load(Split::Test, false)?;
     let n = args.count.clamp(1, test.len().max(1));
     let idx = Tensor::arange(n, (Kind::Int64, Device::Cpu));
@@ -84,17 +114,10 @@ pub fn run(args: &Args) -> Result<()> {
     })?;
     let mse = (&recon - &target).square().mean(Kind::Double).double_value(&[]);
     let mut rows = Vec::new();
-    if let Some(images) = original_images(&set, &test.image_index.narrow(0, 0, n), &args.images) {
+    let index = test.image_index.narrow(0, 0, n);
+    if let Some(images) = original_images(&set, &index, args.images.as_deref()) {
         rows.push(images);
     }
     rows.extend([target, recon]);
-    let out = args.out.clone().unwrap_or_else(|| args.run.join("reconstructions.png"));
-    tile(&rows, args.scale.max(1))?.save(&out).with_context(|| format!("writing {out:?}"))?;
-    println!(
-        "{}: wrote {} ({} rows x {n} test INRs; reconstruction MSE {mse:.6})",
-        cfg.name,
-        out.display(),
-        rows.len()
-    );
-    Ok(())
+    Ok((rows, format!("original, input INR, reconstruction; reconstruction MSE {mse:.6}")))
 }

@@ -106,6 +106,7 @@ fn prepare(cfg: &ExperimentConfig, device: Device) -> Result<Prepared> {
         batch_size: cfg.data.batch_size,
         headline: Metric::Accuracy,
         paper: cfg.paper.clone(),
+        baselines: Vec::new(),
     };
     Ok(Prepared { splits, vs, model, exp })
 }

@@ -5,14 +5,15 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use nfn_datasets::{EditStyle, EditTargets, InrSet, InrSplit, Split};
-use nft_model::train::DataRecord;
+use nfn_datasets::{fit_sirens, EditStyle, EditTargets, InrSet, InrSplit, SirenFitConfig, Split};
+use nfn_weightspace::render_siren;
+use nft_model::train::{BaselineRecord, DataRecord};
 use nft_model::{
     Editing, EditorConfig, EvalSplits, Evaluation, Metric, PaperRef, Run, RunSummary, TrainerConfig,
 };
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use super::classify::dataset_name;
 use crate::data::{eval_batches, open_set, DataConfig, Dataset, EpochBatches};
@@ -103,6 +104,53 @@ fn load(cfg: &EditConfig, set: &InrSet) -> Result<[Edited; 3]> {
     ])
 }
 
+/// Steps of the per-image SIREN fit that measures how close a SIREN of this size gets to a target.
+const FLOOR_FIT_STEPS: usize = 500;
+
+/// The two reference points of an editing result, on the test split: the unedited INRs rendered
+/// against the targets ("do nothing"), and SIRENs fitted to the targets themselves (how low an
+/// MSE a SIREN of this size reaches: the floor for any editor).
+fn baselines(test: &Edited, image_size: [i64; 2], chunk: i64) -> Result<Vec<BaselineRecord>> {
+    let [h, w] = image_size;
+    let n = test.split.len();
+    let (mut unedited, mut fitted) = (0.0, 0.0);
+    eprintln!(
+        "nfn: baselines on {n} test INRs: the unedited INRs, and SIRENs fitted to the targets"
+    );
+    let fit_cfg =
+        SirenFitConfig { steps: FLOOR_FIT_STEPS, target_psnr: None, ..Default::default() };
+    for start in (0..n).step_by(chunk as usize) {
+        let len = chunk.min(n - start);
+        let idx = Tensor::arange_start(start, start + len, (Kind::Int64, Device::Cpu));
+        let targets = test.targets.index_select(0, &idx);
+        let sirens = test.split.features(&idx)?;
+        let rendered = tch::no_grad(|| render_siren(&sirens, h, w))?;
+        unedited += sq_error(&rendered, &targets);
+        let fit = fit_sirens(&targets, &fit_cfg, None)?;
+        fitted += sq_error(&tch::no_grad(|| render_siren(&fit.wsfeat, h, w))?, &targets);
+    }
+    let elements = test.targets.numel() as f64;
+    let record = |name: &str, description: &str, sum: f64| BaselineRecord {
+        name: name.into(),
+        description: description.into(),
+        metric: Metric::Mse,
+        value: sum / elements,
+    };
+    Ok(vec![
+        record("do-nothing MSE", "the unedited INRs rendered against the targets", unedited),
+        record(
+            "SIREN-fit MSE",
+            "SIRENs fitted to the targets themselves (500 Adam steps): the floor for an editor",
+            fitted,
+        ),
+    ])
+}
+
+/// The summed squared error of `a` against `b`.
+fn sq_error(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).square().sum(Kind::Double).double_value(&[])
+}
+
 fn experiment(cfg: &EditConfig, vs: &VarStore, sets: &[Edited; 3]) -> Experiment {
     Experiment {
         name: cfg.name.clone(),
@@ -120,6 +168,7 @@ fn experiment(cfg: &EditConfig, vs: &VarStore, sets: &[Edited; 3]) -> Experiment
         batch_size: cfg.data.batch_size,
         headline: Metric::Mse,
         paper: cfg.paper.clone(),
+        baselines: Vec::new(),
     }
 }
 
@@ -138,8 +187,9 @@ pub fn train(cfg: &EditConfig, runs: &Path) -> Result<RunSummary> {
     tch::manual_seed(cfg.trainer.seed as i64);
     let mut vs = VarStore::new(device);
     let model = cfg.model.build(&vs.root(), &set.manifest.spec)?;
-    let exp = experiment(cfg, &vs, &sets);
+    let mut exp = experiment(cfg, &vs, &sets);
     let [train, val, test] = &sets;
+    exp.baselines = run.cached("baselines", || baselines(test, image_size(&set), 256))?;
     let eval_bs = cfg.data.eval_batch_size;
     let val = eval_batches(&val.split, &val.targets, None, eval_bs, None, device)?;
     let test = eval_batches(&test.split, &test.targets, None, eval_bs, None, device)?;
@@ -162,4 +212,36 @@ pub fn eval(run: &Run) -> Result<Evaluation> {
         eval_batches(&test.split, &test.targets, None, cfg.data.eval_batch_size, None, device)?;
     let task = Editing { model: model.as_ref(), image_size: image_size(&set) };
     eval_run(run, &task, &mut vs, &cfg.trainer, &test)
+}
+
+/// For the first `count` test INRs of `run`: the original images (if the image set can be read),
+/// the targets, the input INRs rendered and the edited INRs rendered (rows of `[n, c, h, w]` in
+/// `[-1, 1]`), and the edited rows' MSE to the targets.
+pub fn show_rows(run: &Run, count: i64, images: Option<&Path>) -> Result<(Vec<Tensor>, f64)> {
+    let cfg = EditConfig::read(&run.config())?;
+    let set = open_set(&cfg.data.inrs)?;
+    let [_, _, test] = load(&cfg, &set)?;
+    let mut vs = VarStore::new(device());
+    let model = cfg.model.build(&vs.root(), &set.manifest.spec)?;
+    let best = run.best();
+    nft_model::load_model(&mut vs, &best).with_context(|| format!("loading {best:?}"))?;
+    let n = count.clamp(1, test.split.len().max(1));
+    let idx = Tensor::arange(n, (Kind::Int64, Device::Cpu));
+    let sirens = test.split.features(&idx)?.to_device(vs.device());
+    let [h, w] = image_size(&set);
+    let task = Editing { model: model.as_ref(), image_size: [h, w] };
+    let (input, edited) = tch::no_grad(|| -> Result<_> {
+        Ok((render_siren(&sirens, h, w)?, task.render(&sirens, false)))
+    })?;
+    let targets = test.targets.narrow(0, 0, n).to_device(vs.device());
+    let mse = sq_error(&edited, &targets) / targets.numel() as f64;
+    let mut rows = Vec::new();
+    let dataset = Dataset::from_name(&set.manifest.dataset)?;
+    let dir = images.map(Path::to_path_buf).or(cfg.images.clone());
+    if let Ok(images) = dataset.load(&dir.unwrap_or_else(|| dataset.default_dir())) {
+        let index = Vec::<i64>::try_from(&test.split.image_index.narrow(0, 0, n))?;
+        rows.push(images.select(&index)?.images.to_device(vs.device()));
+    }
+    rows.extend([targets, input, edited]);
+    Ok((rows, mse))
 }

@@ -104,6 +104,7 @@ pub fn train(cfg: &ClassifyConfig, runs: &Path) -> Result<RunSummary> {
         batch_size: cfg.data.batch_size,
         headline: Metric::Accuracy,
         paper: cfg.paper.clone(),
+        baselines: Vec::new(),
     };
     let mut data =
         LatentBatches::new(train_z, train_y, cfg.data.batch_size, cfg.trainer.seed, device);

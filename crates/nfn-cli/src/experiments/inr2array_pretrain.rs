@@ -72,6 +72,7 @@ fn experiment(cfg: &PretrainConfig, vs: &VarStore, counts: [i64; 3]) -> Experime
         batch_size: cfg.data.batch_size,
         headline: Metric::Mse,
         paper: cfg.paper.clone(),
+        baselines: Vec::new(),
     }
 }
 

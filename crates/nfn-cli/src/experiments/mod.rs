@@ -14,7 +14,7 @@ use nft_model::{Evaluation, Run, RunSummary};
 
 /// The kinds of experiment, by the config's `task`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum ExperimentKind {
     /// INR classification from the weights (the default).
     Classify,
     /// Inr2Array autoencoder pretraining.
@@ -25,17 +25,17 @@ pub enum Kind {
     Edit,
 }
 
-impl Kind {
+impl ExperimentKind {
     /// The kind a `task` value names (`None`: the default, classification).
     ///
     /// # Errors
     /// An unknown task, listing the known ones.
     pub fn from_task(task: Option<&str>) -> Result<Self> {
         Ok(match task {
-            None | Some(classify::TASK) => Kind::Classify,
-            Some(inr2array::PRETRAIN_TASK) => Kind::Inr2ArrayPretrain,
-            Some(inr2array::CLASSIFY_TASK) => Kind::Inr2ArrayClassify,
-            Some(edit::TASK) => Kind::Edit,
+            None | Some(classify::TASK) => ExperimentKind::Classify,
+            Some(inr2array::PRETRAIN_TASK) => ExperimentKind::Inr2ArrayPretrain,
+            Some(inr2array::CLASSIFY_TASK) => ExperimentKind::Inr2ArrayClassify,
+            Some(edit::TASK) => ExperimentKind::Edit,
             Some(other) => bail!(
                 "unknown task {other:?}; known: {:?}, {:?}, {:?}, {:?}",
                 classify::TASK,
@@ -63,20 +63,20 @@ impl Kind {
 /// # Errors
 /// The first invalid value, naming the file.
 pub fn check(path: &Path) -> Result<String> {
-    Ok(match Kind::of_config(path)? {
-        Kind::Classify => {
+    Ok(match ExperimentKind::of_config(path)? {
+        ExperimentKind::Classify => {
             let cfg = classify::ExperimentConfig::read(path)?;
             format!("INR classification, {}, {} steps", cfg.model.name(), cfg.trainer.steps)
         }
-        Kind::Inr2ArrayPretrain => {
+        ExperimentKind::Inr2ArrayPretrain => {
             let cfg = inr2array::PretrainConfig::read(path)?;
             format!("Inr2Array pretraining, {} steps", cfg.trainer.steps)
         }
-        Kind::Inr2ArrayClassify => {
+        ExperimentKind::Inr2ArrayClassify => {
             inr2array::ClassifyConfig::read(path)?;
             "Inr2Array latent classifier".into()
         }
-        Kind::Edit => {
+        ExperimentKind::Edit => {
             let cfg = edit::EditConfig::read(path)?;
             format!(
                 "INR editing, {}, {}, {} steps",
@@ -93,15 +93,15 @@ pub fn check(path: &Path) -> Result<String> {
 /// # Errors
 /// An invalid config, missing data, a run folder of another config, or a training error.
 pub fn train(path: &Path, runs: &Path) -> Result<RunSummary> {
-    match Kind::of_config(path)? {
-        Kind::Classify => classify::train(&classify::ExperimentConfig::read(path)?, runs),
-        Kind::Inr2ArrayPretrain => {
+    match ExperimentKind::of_config(path)? {
+        ExperimentKind::Classify => classify::train(&classify::ExperimentConfig::read(path)?, runs),
+        ExperimentKind::Inr2ArrayPretrain => {
             inr2array_pretrain::train(&inr2array::PretrainConfig::read(path)?, runs)
         }
-        Kind::Inr2ArrayClassify => {
+        ExperimentKind::Inr2ArrayClassify => {
             inr2array_classify::train(&inr2array::ClassifyConfig::read(path)?, runs)
         }
-        Kind::Edit => edit::train(&edit::EditConfig::read(path)?, runs),
+        ExperimentKind::Edit => edit::train(&edit::EditConfig::read(path)?, runs),
     }
 }
 
@@ -111,10 +111,10 @@ pub fn train(path: &Path, runs: &Path) -> Result<RunSummary> {
 /// Not a run folder, missing data or checkpoint, naming them.
 pub fn eval(dir: &Path) -> Result<Evaluation> {
     let run = Run::open(dir)?;
-    match Kind::of_config(&run.config())? {
-        Kind::Classify => classify::eval(&run),
-        Kind::Inr2ArrayPretrain => inr2array_pretrain::eval(&run),
-        Kind::Inr2ArrayClassify => inr2array_classify::eval(&run),
-        Kind::Edit => edit::eval(&run),
+    match ExperimentKind::of_config(&run.config())? {
+        ExperimentKind::Classify => classify::eval(&run),
+        ExperimentKind::Inr2ArrayPretrain => inr2array_pretrain::eval(&run),
+        ExperimentKind::Inr2ArrayClassify => inr2array_classify::eval(&run),
+        ExperimentKind::Edit => edit::eval(&run),
     }
 }

@@ -15,7 +15,8 @@ pub use editing::Editing;
 pub use metrics::{fmt_value, kendall_tau_b, Direction, Evaluation, Metric, MetricAccumulator};
 pub use optim::{AdamW, OptimConfig, Schedule};
 pub use run::{
-    hardware, BudgetRecord, DataRecord, MetricRecord, PaperRef, Run, RunSummary, SelectionRecord,
+    hardware, BaselineRecord, BudgetRecord, DataRecord, MetricRecord, PaperRef, Run, RunSummary,
+    SelectionRecord,
 };
 pub use task::{
     evaluate, evaluate_metrics, Batch, EvalOutput, Forward, Objective, Supervised, Task, TrainData,

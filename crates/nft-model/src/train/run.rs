@@ -109,6 +109,33 @@ impl Run {
         toml::from_str(&text).map_err(|e| Error::checkpoint(&path, e))
     }
 
+    /// The value cached in `<name>.json` in the run folder, or `compute`'s, written there
+    /// atomically for the next session (reference values that are slow to compute, such as a
+    /// task's baselines).
+    ///
+    /// # Errors
+    /// `compute`'s error, or [`Error::Checkpoint`] naming an unreadable or unwritable file.
+    pub fn cached<T, E>(
+        &self,
+        name: &str,
+        compute: impl FnOnce() -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<Error>,
+    {
+        let path = self.root.join(format!("{name}.json"));
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            if let Ok(value) = serde_json::from_str(&text) {
+                return Ok(value);
+            }
+        }
+        let value = compute()?;
+        let text = serde_json::to_string_pretty(&value).map_err(|e| Error::checkpoint(&path, e))?;
+        write_atomic(&path, text.as_bytes())?;
+        Ok(value)
+    }
+
     /// Append one record to `metrics.jsonl`.
     pub(crate) fn append_metrics(&self, record: &serde_json::Value) -> Result<()> {
         let path = self.metrics();
@@ -244,6 +271,20 @@ pub struct BudgetRecord {
     pub train_seconds: f64,
 }
 
+/// A reference point measured on the test split beside a run's result (e.g. editing's "do
+/// nothing" MSE), in the unit of `metric`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineRecord {
+    /// A short name for tables.
+    pub name: String,
+    /// What it measures.
+    pub description: String,
+    /// The metric.
+    pub metric: Metric,
+    /// Its value on the test split.
+    pub value: f64,
+}
+
 /// How the tested checkpoint was chosen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SelectionRecord {
@@ -280,6 +321,9 @@ pub struct RunSummary {
     pub selection: SelectionRecord,
     /// The paper's number, if any.
     pub paper: Option<PaperRef>,
+    /// Reference points on the test split (a task's baselines), if any.
+    #[serde(default)]
+    pub baselines: Vec<BaselineRecord>,
     /// Budget.
     pub budget: BudgetRecord,
     /// The compute used.
