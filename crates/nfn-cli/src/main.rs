@@ -43,6 +43,8 @@ enum Command {
     ConvertInrs(commands::convert_inrs::Args),
     /// Draw an Inr2Array run's reconstructions of test INRs into a PNG.
     Show(commands::show::Args),
+    /// Apply a trained editor to INRs (an INR set or a .npz) and write the edited INRs.
+    Edit(commands::edit::Args),
     /// Rebuild the results pages (one per kind of task) from the runs' summaries.
     Tables(commands::tables::Args),
 }
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::ConvertInrs(args) => commands::convert_inrs::run(&args),
         Command::Show(args) => commands::show::run(&args),
         Command::Tables(args) => commands::tables::run(&args),
+        Command::Edit(args) => commands::edit::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -207,6 +207,39 @@ fn every_kind_trains_evaluates_and_tabulates_the_same_way() {
         rec.contains("test MSE ↓") && rec.contains("lower is better") && rec.contains("| ae |"),
         "{rec}"
     );
+    // `nfn edit` applies the trained editor to an INR set (same format, labels and indices) and to
+    // a .npz of SIRENs; the two agree.
+    let edited = dir.path().join("edited");
+    let edit_run = runs.join("edit");
+    let (run_s, out_s) = (edit_run.to_str().unwrap(), edited.to_str().unwrap());
+    nfn(&["edit", "--run", run_s, "--inrs", inrs.to_str().unwrap(), "--out", out_s, "--png", "3"]);
+    assert!(edited.with_extension("png").exists());
+    let load = |dir: &Path| {
+        nfn_datasets::InrSet::open(dir).unwrap().load(nfn_datasets::Split::Test, false).unwrap()
+    };
+    let (source, result) = (load(&inrs), load(&edited));
+    assert!(source.labels.equal(&result.labels) && source.image_index.equal(&result.image_index));
+    let idx = tch::Tensor::arange(3, (tch::Kind::Int64, tch::Device::Cpu));
+    let (before, after) = (source.features(&idx).unwrap(), result.features(&idx).unwrap());
+    assert!(
+        !before.flatten().allclose(&after.flatten(), 1e-7, 1e-7, false),
+        "the editor changed nothing"
+    );
+    let npz = dir.path().join("three.npz");
+    before.write_npz(&npz).unwrap();
+    let npz_out = dir.path().join("three-edited.npz");
+    nfn(&[
+        "edit",
+        "--run",
+        run_s,
+        "--inrs",
+        npz.to_str().unwrap(),
+        "--out",
+        npz_out.to_str().unwrap(),
+    ]);
+    let from_npz = nfn_weightspace::WeightSpaceFeatures::read_npz(&npz_out).unwrap();
+    assert!(from_npz.flatten().allclose(&after.flatten(), 1e-5, 1e-6, false));
+
     // A corrupt shard is a data error that names the file, not a config error.
     let shard = std::fs::read_dir(&inrs)
         .unwrap()

@@ -2,6 +2,7 @@
 //! [`crate::experiments`], [`crate::driver`] and the library crates.
 pub mod check_config;
 pub mod convert_inrs;
+pub mod edit;
 pub mod eval;
 pub mod fit_inrs;
 pub mod info;

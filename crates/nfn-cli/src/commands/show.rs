@@ -44,7 +44,7 @@ fn original_images(set: &InrSet, image_index: &Tensor, dir: Option<&Path>) -> Op
 }
 
 /// Rows of `[n, c, h, w]` images in `[-1, 1]` as one RGB picture.
-fn tile(rows: &[Tensor], scale: u32) -> Result<image::RgbImage> {
+pub fn tile(rows: &[Tensor], scale: u32) -> Result<image::RgbImage> {
     let (n, c, h, w) = rows[0].size4()?;
     let gap = 2u32;
     let (th, tw) = (h as u32 * scale, w as u32 * scale);

@@ -245,3 +245,55 @@ pub fn show_rows(run: &Run, count: i64, images: Option<&Path>) -> Result<(Vec<Te
     rows.extend([targets, input, edited]);
     Ok((rows, mse))
 }
+
+/// A trained editor, ready to apply.
+pub struct Editor {
+    /// The run's config.
+    pub cfg: EditConfig,
+    /// The SIREN spec it edits.
+    pub spec: nfn_weightspace::NetworkSpec,
+    /// The image size it renders.
+    pub image_size: [i64; 2],
+    _vs: VarStore,
+    model: Box<dyn nfn_layers::WsModuleT>,
+}
+
+impl Editor {
+    /// The best editor of the editing run in `dir`.
+    ///
+    /// # Errors
+    /// Not an editing run, a missing INR set or checkpoint, naming them.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let run = Run::open(dir)?;
+        let cfg = EditConfig::read(&run.config())
+            .with_context(|| format!("{dir:?} is not an INR editing run"))?;
+        let set = open_set(&cfg.data.inrs)?;
+        let mut vs = VarStore::new(device());
+        let model = cfg.model.build(&vs.root(), &set.manifest.spec)?;
+        let best = run.best();
+        nft_model::load_model(&mut vs, &best).with_context(|| format!("loading {best:?}"))?;
+        let spec = set.manifest.spec.clone();
+        Ok(Editor { cfg, spec, image_size: image_size(&set), _vs: vs, model })
+    }
+
+    /// The edited SIRENs (`θ + Δθ`), in eval mode, on the CPU.
+    ///
+    /// # Errors
+    /// SIRENs of another spec than the editor's, naming both.
+    pub fn apply(
+        &self,
+        sirens: &nfn_weightspace::WeightSpaceFeatures,
+    ) -> Result<nfn_weightspace::WeightSpaceFeatures> {
+        let spec = sirens.spec()?;
+        if spec != self.spec {
+            bail!(
+                "the INRs are {:?} networks, the editor edits {:?}",
+                spec.dims(),
+                self.spec.dims()
+            );
+        }
+        let device = self._vs.device();
+        Ok(tch::no_grad(|| self.model.forward_t(&sirens.to_device(device), false))
+            .to_device(Device::Cpu))
+    }
+}
