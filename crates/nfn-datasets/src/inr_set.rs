@@ -351,15 +351,7 @@ impl ShardRecords {
 
     /// Encode with the shard framing (magic, length, CRC-32, bincode payload).
     pub fn encode(&self) -> Vec<u8> {
-        let payload = bincode::serialize(self).expect("shard records serialise");
-        let mut crc = flate2::Crc::new();
-        crc.update(&payload);
-        let mut out = Vec::with_capacity(payload.len() + 20);
-        out.extend_from_slice(SHARD_MAGIC);
-        out.extend((payload.len() as u64).to_le_bytes());
-        out.extend(crc.sum().to_le_bytes());
-        out.extend(payload);
-        out
+        crate::framing::frame(SHARD_MAGIC, self)
     }
 
     /// Decode a shard's bytes; `path` names it in errors.
@@ -368,27 +360,8 @@ impl ShardRecords {
     /// [`Error::File`] for a wrong magic, a truncated file, a CRC mismatch, an undecodable payload or
     /// inconsistent record counts.
     pub fn decode(bytes: &[u8], path: &Path) -> Result<Self> {
+        let records: Self = crate::framing::unframe(bytes, SHARD_MAGIC, "an INR shard", path)?;
         let bad = |m: String| Error::file(path, m);
-        if bytes.len() < 20 || &bytes[..8] != SHARD_MAGIC {
-            return Err(bad("not an INR shard (bad magic or shorter than the header)".into()));
-        }
-        let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
-        let crc = u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes"));
-        let payload = &bytes[20..];
-        if payload.len() != len {
-            let what = if payload.len() < len { "truncated" } else { "trailing bytes" };
-            return Err(bad(format!(
-                "{what}: header says {len} payload bytes, found {}",
-                payload.len()
-            )));
-        }
-        let mut sum = flate2::Crc::new();
-        sum.update(payload);
-        if sum.sum() != crc {
-            return Err(bad(format!("corrupt: CRC-32 {:#010x} != stored {crc:#010x}", sum.sum())));
-        }
-        let records: Self =
-            bincode::deserialize(payload).map_err(|e| bad(format!("undecodable shard: {e}")))?;
         let n = records.labels.len();
         let consistent = records.params.len() == n * records.num_params as usize
             && records.image_index.len() == n

@@ -7,6 +7,7 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod error;
+mod framing;
 pub mod idx;
 pub mod images;
 

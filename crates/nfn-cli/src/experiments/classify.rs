@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use nft_model::train::DataRecord;
 use nft_model::{
     EvalSplits, Evaluation, InvariantModel, Metric, ModelConfig, PaperRef, Run, RunSummary,
@@ -49,11 +49,7 @@ impl ExperimentConfig {
     /// # Errors
     /// Unreadable files, unknown fields, invalid values, each naming the file.
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {path:?}"))?;
-        let cfg: ExperimentConfig =
-            toml::from_str(&text).with_context(|| format!("parsing {path:?}"))?;
-        cfg.validate().with_context(|| format!("checking {path:?}"))?;
-        Ok(cfg)
+        super::read_config(path, Self::validate)
     }
 
     /// Check every part.
@@ -61,15 +57,7 @@ impl ExperimentConfig {
     /// # Errors
     /// The first invalid value.
     pub fn validate(&self) -> Result<()> {
-        if self.name.is_empty() || self.name.contains(['/', '\\']) {
-            bail!("name {:?} must be a plain folder name", self.name);
-        }
-        if self.task != TASK {
-            bail!("task must be {TASK:?}, got {:?}", self.task);
-        }
-        if self.data.batch_size < 1 || self.data.eval_batch_size < 1 {
-            bail!("batch sizes must be positive");
-        }
+        super::check_common(&self.name, &self.task, TASK, &self.data)?;
         self.model.validate()?;
         self.trainer.validate()?;
         Ok(())

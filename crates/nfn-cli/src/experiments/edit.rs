@@ -52,10 +52,7 @@ impl EditConfig {
     /// # Errors
     /// Unreadable files, unknown fields, invalid values, each naming the file.
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {path:?}"))?;
-        let cfg: EditConfig = toml::from_str(&text).with_context(|| format!("parsing {path:?}"))?;
-        cfg.validate().with_context(|| format!("checking {path:?}"))?;
-        Ok(cfg)
+        super::read_config(path, Self::validate)
     }
 
     /// Check every part.
@@ -63,15 +60,7 @@ impl EditConfig {
     /// # Errors
     /// The first invalid value.
     pub fn validate(&self) -> Result<()> {
-        if self.name.is_empty() || self.name.contains(['/', '\\']) {
-            bail!("name {:?} must be a plain folder name", self.name);
-        }
-        if self.task != TASK {
-            bail!("task must be {TASK:?}, got {:?}", self.task);
-        }
-        if self.data.batch_size < 1 || self.data.eval_batch_size < 1 {
-            bail!("batch sizes must be positive");
-        }
+        super::check_common(&self.name, &self.task, TASK, &self.data)?;
         if self.data.standardize {
             bail!("data.standardize must be off for editing: the edit is added to the raw weights");
         }

@@ -11,6 +11,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use nft_model::{Evaluation, Run, RunSummary};
+use serde::de::DeserializeOwned;
+
+use crate::data::DataConfig;
 
 /// The kinds of experiment, by the config's `task`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +59,37 @@ impl ExperimentKind {
         Self::from_task(table.get("task").and_then(toml::Value::as_str))
             .with_context(|| format!("in {path:?}"))
     }
+}
+
+/// Read the TOML config at `path` as `C` and validate it, naming the file in every error.
+///
+/// # Errors
+/// Unreadable files, unknown fields, invalid values.
+pub fn read_config<C: DeserializeOwned>(
+    path: &Path,
+    validate: impl FnOnce(&C) -> Result<()>,
+) -> Result<C> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path:?}"))?;
+    let cfg: C = toml::from_str(&text).with_context(|| format!("parsing {path:?}"))?;
+    validate(&cfg).with_context(|| format!("checking {path:?}"))?;
+    Ok(cfg)
+}
+
+/// The checks every INR-set experiment shares: a plain folder name, its task, positive batches.
+///
+/// # Errors
+/// The first invalid value.
+pub fn check_common(name: &str, task: &str, expected: &str, data: &DataConfig) -> Result<()> {
+    if name.is_empty() || name.contains(['/', '\\']) {
+        bail!("name {name:?} must be a plain folder name");
+    }
+    if task != expected {
+        bail!("task must be {expected:?}, got {task:?}");
+    }
+    if data.batch_size < 1 || data.eval_batch_size < 1 {
+        bail!("batch sizes must be positive");
+    }
+    Ok(())
 }
 
 /// Validate the config at `path` as its kind; a one-line description of it.

@@ -16,6 +16,7 @@ use tch::Tensor;
 
 use super::{edit_images, image_bytes, scale_bytes, EditStyle};
 use crate::error::{Error, Result};
+use crate::framing::{crc32, frame, unframe};
 use crate::images::ImageSet;
 use crate::inr_set::{Split, MANIFEST_FILE};
 use crate::loader::InrSet;
@@ -39,50 +40,16 @@ struct TargetRecords {
     pixels: Vec<u8>,
 }
 
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = flate2::Crc::new();
-    crc.update(bytes);
-    crc.sum()
-}
-
 impl TargetRecords {
     fn encode(&self) -> Vec<u8> {
-        let payload = bincode::serialize(self).expect("target records serialise");
-        let mut out = Vec::with_capacity(payload.len() + 20);
-        out.extend_from_slice(TARGETS_MAGIC);
-        out.extend((payload.len() as u64).to_le_bytes());
-        out.extend(crc32(&payload).to_le_bytes());
-        out.extend(payload);
-        out
+        frame(TARGETS_MAGIC, self)
     }
 
     fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path)
             .map_err(|e| Error::file(path, format!("cannot read edit targets: {e}")))?;
+        let records: Self = unframe(&bytes, TARGETS_MAGIC, "an edit-target file", path)?;
         let bad = |m: String| Error::file(path, m);
-        if bytes.len() < 20 || &bytes[..8] != TARGETS_MAGIC {
-            return Err(bad(
-                "not an edit-target file (bad magic or shorter than the header)".into()
-            ));
-        }
-        let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
-        let crc = u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes"));
-        let payload = &bytes[20..];
-        if payload.len() != len {
-            let what = if payload.len() < len { "truncated" } else { "trailing bytes" };
-            return Err(bad(format!(
-                "{what}: header says {len} payload bytes, found {}",
-                payload.len()
-            )));
-        }
-        if crc32(payload) != crc {
-            return Err(bad(format!(
-                "corrupt: CRC-32 {:#010x} != stored {crc:#010x}",
-                crc32(payload)
-            )));
-        }
-        let records: Self =
-            bincode::deserialize(payload).map_err(|e| bad(format!("undecodable: {e}")))?;
         let numel = records.image_shape.iter().product::<i64>() as usize;
         if records.pixels.len() != records.image_index.len() * numel {
             return Err(bad("pixel count disagrees with the image count".into()));
