@@ -260,6 +260,7 @@ fn every_kind_trains_evaluates_and_tabulates_the_same_way() {
     let edits = std::fs::read_to_string(pages.join("inr_editing.md")).unwrap();
     assert!(edits.contains("| edit |") && edits.contains("0.0510 (a test row)"), "{edits}");
     assert!(edits.contains("do-nothing MSE |") && edits.contains("SIREN-fit MSE |"), "{edits}");
+    assert_eq!(edits.matches("do-nothing MSE |").count(), 1, "one column per baseline: {edits}");
     let mse = ae["test"].as_array().unwrap().iter().find(|m| m["metric"] == "mse").unwrap()
         ["value"]
         .as_f64()

@@ -53,13 +53,24 @@ fn read_summaries(runs: &Path) -> Result<Vec<RunSummary>> {
     Ok(out)
 }
 
+/// `items` without repeats, in first-seen order.
+fn unique<T: PartialEq>(items: Vec<T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
 /// One sentence per baseline on the page, saying what it measures.
 fn baseline_notes(rows: &[&RunSummary]) -> String {
-    let mut notes: Vec<String> = rows
-        .iter()
-        .flat_map(|r| r.baselines.iter().map(|b| format!(" {}: {}.", b.name, b.description)))
-        .collect();
-    notes.dedup();
+    let notes = unique(
+        rows.iter()
+            .flat_map(|r| r.baselines.iter().map(|b| format!(" {}: {}.", b.name, b.description)))
+            .collect(),
+    );
     if notes.is_empty() {
         String::new()
     } else {
@@ -80,9 +91,8 @@ fn render(page: &str, rows: &[&RunSummary]) -> String {
     others.sort();
     others.dedup();
     others.retain(|&m| m != headline);
-    let mut baselines: Vec<&str> =
-        rows.iter().flat_map(|r| r.baselines.iter().map(|b| b.name.as_str())).collect();
-    baselines.dedup();
+    let baselines =
+        unique(rows.iter().flat_map(|r| r.baselines.iter().map(|b| b.name.as_str())).collect());
     let unit =
         |m: Metric| if m.unit().is_empty() { String::new() } else { format!(" ({})", m.unit()) };
     let mut md = String::new();

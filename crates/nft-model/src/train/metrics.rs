@@ -137,13 +137,15 @@ impl Evaluation {
     }
 }
 
-/// A metric value with the digits a table needs: one decimal at 1 and above, four significant
-/// decimals below (errors such as an MSE).
+/// A metric value with the digits a table needs: one decimal at 1 and above, four decimals below
+/// (errors such as an MSE), and two significant digits in scientific notation below 0.001.
 pub fn fmt_value(v: f64) -> String {
     if v.abs() >= 1.0 {
         format!("{v:.1}")
-    } else {
+    } else if v.abs() >= 1e-3 || v == 0.0 {
         format!("{v:.4}")
+    } else {
+        format!("{v:.1e}")
     }
 }
 
@@ -297,6 +299,14 @@ mod tests {
         let mut acc = MetricAccumulator::new(&[Metric::Accuracy]);
         acc.add(0.5, &logits, &Tensor::from_slice(&[0i64, 1, 1]));
         assert!((acc.finish().get(Metric::Accuracy).expect("reported") - 200.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn values_keep_their_digits() {
+        assert_eq!(fmt_value(81.234), "81.2");
+        assert_eq!(fmt_value(0.01942), "0.0194");
+        assert_eq!(fmt_value(8.7e-9), "8.7e-9");
+        assert_eq!(fmt_value(0.0), "0.0000");
     }
 
     #[test]
