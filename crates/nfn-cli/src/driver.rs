@@ -1,5 +1,5 @@
 //! The one path every experiment kind takes through a run: say what is trained, show progress,
-//! train through [`nft_model::train`], write `summary.json` through [`Run`], print the result; and
+//! train through [`nft_model::train()`], write `summary.json` through [`Run`], print the result; and
 //! evaluate a finished run's best checkpoint the same way.
 
 use std::time::Duration;
