@@ -243,7 +243,7 @@ pub struct Editor {
     pub spec: nfn_weightspace::NetworkSpec,
     /// The image size it renders.
     pub image_size: [i64; 2],
-    _vs: VarStore,
+    vs: VarStore,
     model: Box<dyn nfn_layers::WsModuleT>,
 }
 
@@ -262,7 +262,7 @@ impl Editor {
         let best = run.best();
         nft_model::load_model(&mut vs, &best).with_context(|| format!("loading {best:?}"))?;
         let spec = set.manifest.spec.clone();
-        Ok(Editor { cfg, spec, image_size: image_size(&set), _vs: vs, model })
+        Ok(Editor { cfg, spec, image_size: image_size(&set), vs, model })
     }
 
     /// The edited SIRENs (`θ + Δθ`), in eval mode, on the CPU.
@@ -281,7 +281,7 @@ impl Editor {
                 self.spec.dims()
             );
         }
-        let device = self._vs.device();
+        let device = self.vs.device();
         Ok(tch::no_grad(|| self.model.forward_t(&sirens.to_device(device), false))
             .to_device(Device::Cpu))
     }
