@@ -74,6 +74,16 @@ impl Dataset {
     }
 }
 
+/// The original images of the INRs at `image_index` of `set`, read from `dir` (default: the set's
+/// data set at its usual place), if the image set can be read.
+pub fn original_images(set: &InrSet, image_index: &Tensor, dir: Option<&Path>) -> Option<Tensor> {
+    let dataset = Dataset::from_name(&set.manifest.dataset).ok()?;
+    let images =
+        dataset.load(&dir.map_or_else(|| dataset.default_dir(), Path::to_path_buf)).ok()?;
+    let idx: Vec<i64> = Vec::<i64>::try_from(image_index).ok()?;
+    Some(images.select(&idx).ok()?.images)
+}
+
 /// Which data a run trains on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

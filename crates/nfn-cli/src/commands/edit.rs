@@ -55,8 +55,14 @@ fn edit_all(
     Ok(WeightSpaceFeatures::cat_batch(&parts.iter().collect::<Vec<_>>())?)
 }
 
-/// Edit every shard of the INR set `dir` into `out` (shards already there are kept: resumable).
-fn edit_set(editor: &Editor, dir: &Path, out: &Path, batch: i64) -> Result<WeightSpaceFeatures> {
+/// Edit every shard of the INR set `dir` into `out` (shards already there are kept: resumable);
+/// the first shard before and after.
+fn edit_set(
+    editor: &Editor,
+    dir: &Path,
+    out: &Path,
+    batch: i64,
+) -> Result<(WeightSpaceFeatures, WeightSpaceFeatures)> {
     let manifest = InrSetManifest::read(dir)?;
     manifest.create_or_check(out)?;
     let total: i64 = manifest.shards.iter().map(|s| s.len).sum();
@@ -77,15 +83,18 @@ fn edit_set(editor: &Editor, dir: &Path, out: &Path, batch: i64) -> Result<Weigh
                     params,
                     psnr: vec![f32::NAN; records.len()],
                     steps: vec![0; records.len()],
-                    ..records
+                    ..records.clone()
                 };
                 edited.write(&dst)?;
                 edited
             }
         };
         if first.is_none() {
-            let flat = Tensor::from_slice(&edited.params).view([edited.len() as i64, -1]);
-            first = Some(features_from_flat(&flat, &manifest.spec)?);
+            let features = |r: &ShardRecords| {
+                let flat = Tensor::from_slice(&r.params).view([r.len() as i64, -1]);
+                features_from_flat(&flat, &manifest.spec)
+            };
+            first = Some((features(&records)?, features(&edited)?));
         }
         bar.inc(shard.len as u64);
     }
@@ -116,18 +125,14 @@ pub fn run(args: &Args) -> Result<()> {
         eprintln!("nfn: wrote {} edited INRs to {}", edited.batch_size(), args.out.display());
         (sirens, edited)
     } else if args.inrs.join("manifest.json").exists() {
-        let after = edit_set(&editor, &args.inrs, &args.out, args.batch_size)?;
-        let manifest = InrSetManifest::read(&args.inrs)?;
-        let shard = ShardRecords::read(&shard_path(&args.inrs, &manifest.shards[0]))?;
-        let flat = Tensor::from_slice(&shard.params).view([shard.len() as i64, -1]);
-        (features_from_flat(&flat, &manifest.spec)?, after)
+        edit_set(&editor, &args.inrs, &args.out, args.batch_size)?
     } else {
         bail!("{:?} is neither an INR set folder (with manifest.json) nor a .npz file", args.inrs);
     };
     if let Some(n) = args.png {
         let n = n.clamp(1, before.batch_size());
         let idx = Tensor::arange(n, (Kind::Int64, tch::Device::Cpu));
-        let [h, w] = editor.image_size;
+        let [h, w] = editor.image_size();
         let rows = [
             render_siren(&before.index_batch(&idx), h, w)?,
             render_siren(&after.index_batch(&idx), h, w)?,

@@ -2,14 +2,14 @@
 //! original images, the input SIRENs' renderings and the reconstructions; for an editing run:
 //! original images, the edited targets, the input SIRENs and the edited SIRENs.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use nfn_datasets::{InrSet, Split};
+use nfn_datasets::Split;
 use nft_model::Run;
 use tch::{Device, Kind, Tensor};
 
-use crate::data::Dataset;
+use crate::data::original_images;
 use crate::driver::device;
 use crate::experiments::inr2array_pretrain::load_pretrained;
 use crate::experiments::{edit, ExperimentKind};
@@ -32,15 +32,6 @@ pub struct Args {
     /// Pixels per image pixel.
     #[arg(long, default_value_t = 4)]
     pub scale: u32,
-}
-
-/// The original images of the INRs at `image_index`, if the image set can be read.
-fn original_images(set: &InrSet, image_index: &Tensor, dir: Option<&Path>) -> Option<Tensor> {
-    let dataset = Dataset::from_name(&set.manifest.dataset).ok()?;
-    let images =
-        dataset.load(&dir.map_or_else(|| dataset.default_dir(), Path::to_path_buf)).ok()?;
-    let idx: Vec<i64> = Vec::<i64>::try_from(image_index).ok()?;
-    Some(images.select(&idx).ok()?.images)
 }
 
 /// Rows of `[n, c, h, w]` images in `[-1, 1]` as one RGB picture.

@@ -16,7 +16,7 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 use super::classify::dataset_name;
-use crate::data::{eval_batches, open_set, DataConfig, Dataset, EpochBatches};
+use crate::data::{eval_batches, open_set, original_images, DataConfig, Dataset, EpochBatches};
 use crate::driver::{device, eval_run, param_count, train_run, Experiment};
 
 /// The `task` of these configs.
@@ -207,30 +207,21 @@ pub fn eval(run: &Run) -> Result<Evaluation> {
 /// the targets, the input INRs rendered and the edited INRs rendered (rows of `[n, c, h, w]` in
 /// `[-1, 1]`), and the edited rows' MSE to the targets.
 pub fn show_rows(run: &Run, count: i64, images: Option<&Path>) -> Result<(Vec<Tensor>, f64)> {
-    let cfg = EditConfig::read(&run.config())?;
-    let set = open_set(&cfg.data.inrs)?;
-    let [_, _, test] = load(&cfg, &set)?;
-    let mut vs = VarStore::new(device());
-    let model = cfg.model.build(&vs.root(), &set.manifest.spec)?;
-    let best = run.best();
-    nft_model::load_model(&mut vs, &best).with_context(|| format!("loading {best:?}"))?;
+    let editor = Editor::load(run.path())?;
+    let [_, _, test] = load(&editor.cfg, &editor.set)?;
     let n = count.clamp(1, test.split.len().max(1));
     let idx = Tensor::arange(n, (Kind::Int64, Device::Cpu));
-    let sirens = test.split.features(&idx)?.to_device(vs.device());
-    let [h, w] = image_size(&set);
-    let task = Editing { model: model.as_ref(), image_size: [h, w] };
-    let (input, edited) = tch::no_grad(|| -> Result<_> {
-        Ok((render_siren(&sirens, h, w)?, task.render(&sirens, false)))
-    })?;
-    let targets = test.targets.narrow(0, 0, n).to_device(vs.device());
+    let sirens = test.split.features(&idx)?;
+    let [h, w] = editor.image_size();
+    let input = tch::no_grad(|| render_siren(&sirens, h, w))?;
+    let after = editor.apply(&sirens)?;
+    let edited = tch::no_grad(|| render_siren(&after, h, w))?;
+    let targets = test.targets.narrow(0, 0, n);
     let mse = sq_error(&edited, &targets) / targets.numel() as f64;
-    let mut rows = Vec::new();
-    let dataset = Dataset::from_name(&set.manifest.dataset)?;
-    let dir = images.map(Path::to_path_buf).or(cfg.images.clone());
-    if let Ok(images) = dataset.load(&dir.unwrap_or_else(|| dataset.default_dir())) {
-        let index = Vec::<i64>::try_from(&test.split.image_index.narrow(0, 0, n))?;
-        rows.push(images.select(&index)?.images.to_device(vs.device()));
-    }
+    let dir = images.map(Path::to_path_buf).or(editor.cfg.images.clone());
+    let index = test.split.image_index.narrow(0, 0, n);
+    let mut rows: Vec<Tensor> =
+        original_images(&editor.set, &index, dir.as_deref()).into_iter().collect();
     rows.extend([targets, input, edited]);
     Ok((rows, mse))
 }
@@ -239,10 +230,8 @@ pub fn show_rows(run: &Run, count: i64, images: Option<&Path>) -> Result<(Vec<Te
 pub struct Editor {
     /// The run's config.
     pub cfg: EditConfig,
-    /// The SIREN spec it edits.
-    pub spec: nfn_weightspace::NetworkSpec,
-    /// The image size it renders.
-    pub image_size: [i64; 2],
+    /// The INR set it was trained on.
+    pub set: InrSet,
     vs: VarStore,
     model: Box<dyn nfn_layers::WsModuleT>,
 }
@@ -261,8 +250,17 @@ impl Editor {
         let model = cfg.model.build(&vs.root(), &set.manifest.spec)?;
         let best = run.best();
         nft_model::load_model(&mut vs, &best).with_context(|| format!("loading {best:?}"))?;
-        let spec = set.manifest.spec.clone();
-        Ok(Editor { cfg, spec, image_size: image_size(&set), vs, model })
+        Ok(Editor { cfg, set, vs, model })
+    }
+
+    /// The SIREN spec it edits.
+    pub fn spec(&self) -> &nfn_weightspace::NetworkSpec {
+        &self.set.manifest.spec
+    }
+
+    /// The image size it renders.
+    pub fn image_size(&self) -> [i64; 2] {
+        image_size(&self.set)
     }
 
     /// The edited SIRENs (`θ + Δθ`), in eval mode, on the CPU.
@@ -274,11 +272,11 @@ impl Editor {
         sirens: &nfn_weightspace::WeightSpaceFeatures,
     ) -> Result<nfn_weightspace::WeightSpaceFeatures> {
         let spec = sirens.spec()?;
-        if spec != self.spec {
+        if &spec != self.spec() {
             bail!(
                 "the INRs are {:?} networks, the editor edits {:?}",
                 spec.dims(),
-                self.spec.dims()
+                self.spec().dims()
             );
         }
         let device = self.vs.device();
