@@ -124,8 +124,71 @@ class Encoder(nn.Module):
         return self.readout(self.trunk(x))
 
 
+class Siren(nn.Module):
+    """The SIREN 2-32-32-1 (omega0 = 30 on every sine layer), rendered functionally per INR."""
+
+    def __init__(self):
+        super().__init__()
+        self.l0, self.l1, self.l2 = nn.Linear(2, 32), nn.Linear(32, 32), nn.Linear(32, 1)
+
+    def forward(self, x):
+        x = torch.sin(30 * self.l0(x))
+        x = torch.sin(30 * self.l1(x))
+        return self.l2(x)
+
+
+def renderer(h=28, w=28):
+    """Render a batch of SIRENs on the h x w grid the way the reference's editing loop does: its
+    WeightSpaceFeatures become functional parameters, `torch.func.vmap` over `functional_call`."""
+    siren = Siren()
+    names = [n for n, _ in siren.named_parameters()]
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+    coords = torch.stack([ys, xs], -1).reshape(-1, 2)
+
+    def one(params):
+        return torch.func.functional_call(siren, dict(zip(names, params)), (coords,))
+
+    def render(wsfeat):
+        params = []
+        for weight, bias in zip(wsfeat.weights, wsfeat.biases):
+            params += [weight.squeeze(1), bias.squeeze(1)]
+        return torch.func.vmap(one)(tuple(params)).reshape(-1, 1, h, w)
+
+    return render
+
+
+class Editor(nn.Module):
+    """The editing network plus the edit: theta + scale * net(theta). `kind` nfn_hnp is the
+    reference's TransferNet (design.md §3.5): GaussFF(128, scale 3) -> HNPLinear 256->128 -> ReLU ->
+    2 x (HNPLinear 128 -> ReLU) -> HNPLinear 128->1 -> LearnedScale(0.01). `nft` is our CPU-sized NFT
+    editor built from the package's layers: GaussFF(16, scale 3) -> LearnedPosEmbedding(32) ->
+    1 Block(32, 2 heads, ff x2) -> Pointwise 32->1 -> LearnedScale(0.01)."""
+
+    def __init__(self, spec, kind):
+        super().__init__()
+        if kind == "nfn_hnp":
+            mods = [L.GaussianFourierFeatureTransform(spec, 1, mapping_size=128, scale=3),
+                    L.HNPLinear(spec, 256, 128), relu()]
+            for _ in range(2):
+                mods += [L.HNPLinear(spec, 128, 128), relu()]
+            mods.append(L.HNPLinear(spec, 128, 1))
+        else:
+            mods = [L.GaussianFourierFeatureTransform(spec, 1, mapping_size=16, scale=3),
+                    L.LearnedPosEmbedding(spec, 32), Block(spec, 32, 2, 2, 0.0), L.Pointwise(spec, 32, 1)]
+        self.net = Seq(*mods, L.LearnedScale(spec, 0.01))
+
+    def forward(self, x):
+        return x + self.net(x)
+
+
 def build(config, b):
     spec = network_spec_from_wsfeat(siren_batch(1), set_all_dims=True)
+    if config in ("edit_nfn_hnp", "edit_nft"):
+        m = Editor(spec, config[len("edit_"):])
+        render = renderer()
+        target = torch.rand(b, 1, 28, 28) * 2 - 1
+        x = siren_batch(b)
+        return (lambda x: render(m(x))), m, x, lambda out: nn.functional.mse_loss(out, target)
     if config in ("hnp512", "np512", "hnp128", "np128"):
         f, mods = classifier(spec, config[:-3] if config.startswith("hnp") else "np", int(config[-3:]))
         x = siren_batch(b)

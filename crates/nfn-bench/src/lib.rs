@@ -9,15 +9,26 @@
 use std::time::Instant;
 
 use nfn_layers::{NftBlock, NftBlockConfig, NpAttention, NpAttentionConfig, WsModuleT};
+use nfn_weightspace::siren::render_siren;
 use nfn_weightspace::{NetworkSpec, WeightSpaceFeatures};
 use nft_model::{
-    InvariantModel, InvariantNfn, InvariantNfnConfig, MlpHeadConfig, NfnLayerKind, PoolKind,
+    EditorConfig, InvariantModel, InvariantNfn, InvariantNfnConfig, MlpHeadConfig, NfnLayerKind,
+    NftEditorConfig, PoolKind, TransferNetConfig,
 };
 use tch::{nn, Device, Kind, Tensor};
 
 /// The configurations of `shared/notes/reference-bench.md`, all on SIREN 2-32-32-1 weights.
-pub const CONFIGS: [&str; 7] =
-    ["hnp512", "np512", "hnp128", "np128", "attention", "nft_block", "inr2array_encoder"];
+pub const CONFIGS: [&str; 9] = [
+    "hnp512",
+    "np512",
+    "hnp128",
+    "np128",
+    "attention",
+    "nft_block",
+    "inr2array_encoder",
+    "edit_nfn_hnp",
+    "edit_nft",
+];
 
 /// A forward pass (`train` flag in, output out).
 type ForwardFn = Box<dyn Fn(bool) -> Tensor>;
@@ -139,6 +150,33 @@ pub fn build(name: &str, b: i64) -> Option<Bench> {
             (
                 Box::new(move |train| encoder.forward_t(&xs, train)),
                 Box::new(|out: &Tensor| out.square().mean(Kind::Float)),
+            )
+        }
+        "edit_nfn_hnp" | "edit_nft" => {
+            // one editing step: the editor, the edited SIRENs rendered on the 28 x 28 grid, the
+            // MSE against a target image (design.md §6.2)
+            let editor = if name == "edit_nft" {
+                // the CPU-sized NFT editor of the editing configs
+                EditorConfig::Nft(NftEditorConfig {
+                    channels: 32,
+                    num_blocks: 1,
+                    num_heads: 2,
+                    ff_factor: 2,
+                    dropout: 0.0,
+                    ..Default::default()
+                })
+            } else {
+                EditorConfig::Nfn(TransferNetConfig::default()) // the reference's TransferNet
+            }
+            .build(&root, &spec)
+            .ok()?;
+            let xs = siren_features(b, 1);
+            let target = Tensor::rand([b, 1, 28, 28], (Kind::Float, device)) * 2.0 - 1.0;
+            (
+                Box::new(move |train| {
+                    render_siren(&editor.forward_t(&xs, train), 28, 28).expect("SIREN spec")
+                }),
+                Box::new(move |out: &Tensor| out.mse_loss(&target, tch::Reduction::Mean)),
             )
         }
         _ => return None,

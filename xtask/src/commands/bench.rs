@@ -1,9 +1,10 @@
-//! `cargo xtask bench layers|inr2array|fit`. `layers`: our layers and the PyTorch reference
+//! `cargo xtask bench layers|inr2array|edit|fit`. `layers`: our layers and the PyTorch reference
 //! (`nfn==0.1.2`) on the same machine in the same run, one process per configuration (so peak
 //! memory belongs to it), as a table with the ratios, printed and written to
 //! `docs/bench/layers.md`. `inr2array`: the same for the paper's Inr2Array encoder, each side
 //! under glibc's default malloc and under the tuned settings our binaries use, written to
-//! `docs/bench/inr2array.md`. `fit`: SIREN fitting, ours vs PyTorch (one at a time and
+//! `docs/bench/inr2array.md`. `edit`: one editing step (editor, render, MSE, backward) the same
+//! way, written to `docs/bench/edit.md`. `fit`: SIREN fitting, ours vs PyTorch (one at a time and
 //! `torch.func.vmap`), written to `docs/bench/fit.md`.
 
 use std::fmt::Write as _;
@@ -17,7 +18,7 @@ use crate::util::{cargo, root, run as sh};
 /// Options of `bench`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// What to benchmark: `layers`, `inr2array` or `fit`.
+    /// What to benchmark: `layers`, `inr2array`, `edit` or `fit`.
     pub what: String,
     /// Timed iterations per measurement (the median is reported; one warm-up run precedes them).
     #[arg(long, default_value_t = 5)]
@@ -199,7 +200,18 @@ pub fn run(args: &Args) -> Result<()> {
                 ],
                 "inr2array.md",
             ),
-            other => bail!("unknown benchmark {other:?}; available: layers, inr2array, fit"),
+            "edit" => (
+                &["edit_nfn_hnp", "edit_nft"],
+                &[32],
+                vec![
+                    Side::new("reference", true, false),
+                    Side::new("reference, tuned allocator", true, true),
+                    Side::new("ours", false, true),
+                    Side::new("ours, system allocator", false, false),
+                ],
+                "edit.md",
+            ),
+            other => bail!("unknown benchmark {other:?}; available: layers, inr2array, edit, fit"),
         };
     let configs: Vec<String> = args
         .configs
@@ -231,23 +243,41 @@ pub fn run(args: &Args) -> Result<()> {
          speed, lower for memory). `ours` runs under the allocator the nfn-rs binaries choose for \
          themselves (`nfn_weightspace::runtime`: jemalloc with purging off where installed, \
          else glibc without mmap or trimming); `tuned allocator` puts the reference under the same.\n",
-        if args.what == "layers" { "Layer" } else { "Inr2Array encoder" },
+        match args.what.as_str() {
+            "layers" => "Layer",
+            "edit" => "Editing step",
+            _ => "Inr2Array encoder",
+        },
         args.what,
         cpu_name(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         args.iters
     );
+    if args.what == "edit" {
+        let _ = writeln!(
+            md,
+            "One editing step (design.md §6.2): the editor's forward, the edited SIRENs `θ + Δθ` \
+             rendered on the 28 x 28 grid, the MSE against a target image, and (fwd+bwd) the \
+             backward pass. `edit_nfn_hnp` is the reference's released editor (TransferNet, HNP, \
+             hidden 128, design.md §3.5); `edit_nft` is the CPU-sized NFT editor of our configs \
+             (C 32, 1 block, 2 heads), composed on the reference side from the package's layers. \
+             The reference renders as its editing loop does (`torch.func.vmap` over a functional \
+             SIREN). **like for like** = fwd+bwd INR/s / the reference's under the same allocator.\n"
+        );
+    }
     let _ = writeln!(
         md,
-        "| config | batch | side | allocator | params | fwd INR/s | ratio | fwd+bwd INR/s | ratio | peak MB | ratio |"
+        "| config | batch | side | allocator | params | fwd INR/s | ratio | fwd+bwd INR/s | ratio | like for like | peak MB | ratio |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     print!("{md}");
     for config in &configs {
         for &b in &batches {
             let (iters, batch) = (args.iters.to_string(), b.to_string());
             let rate = |ms: f64| b as f64 * 1e3 / ms;
             let mut base: Option<[f64; 3]> = None;
+            // the reference's fwd+bwd rate under the system [0] and the tuned [1] allocator
+            let mut same_alloc: [Option<f64>; 2] = [None, None];
             for side in &sides {
                 let mut cmd = if side.reference {
                     let mut c = Command::new(&python);
@@ -274,10 +304,17 @@ pub fn run(args: &Args) -> Result<()> {
                 if side.reference && !side.tuned {
                     base = Some(values);
                 }
+                if side.reference {
+                    same_alloc[usize::from(side.tuned)] = Some(values[1]);
+                }
+                let like = match same_alloc[usize::from(side.tuned)] {
+                    Some(r) if !side.reference => format!("**{:.2}x**", values[1] / r),
+                    _ => "–".into(),
+                };
                 let ratio =
                     |i: usize| base.map_or("–".into(), |b| format!("{:.2}x", values[i] / b[i]));
                 let row = format!(
-                    "| {config} | {b} | {} | {allocator} | {:.2} M | {:.2} | {} | {:.2} | {} | {:.0} | {} |\n",
+                    "| {config} | {b} | {} | {allocator} | {:.2} M | {:.2} | {} | {:.2} | {} | {like} | {:.0} | {} |\n",
                     side.name,
                     r.params as f64 / 1e6,
                     values[0],

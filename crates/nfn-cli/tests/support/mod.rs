@@ -1,5 +1,7 @@
 //! Shared by the binary's end-to-end tests: a tiny FashionMNIST-layout image set written by the
 //! test, fitted into an INR set by `nfn fit-inrs`, and helpers to run `nfn`.
+// Each test binary compiles this module and uses a part of it.
+#![allow(dead_code)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -125,4 +127,45 @@ source = "a test row"
 "#,
         inrs = inrs.display()
     )
+}
+
+/// CIFAR-10 binary batches in `dir` (`data_batch_1..5.bin`, `test_batch.bin`, gzipped inside):
+/// 50 000 training records, mostly blank, and 10 test records. Images `[0, 45)` (train),
+/// `[45000, 45005)` (val) and `[50000, 50010)` (test) are drawn, in three colours and shapes, so
+/// that `--limit 45` selects exactly them (the CIFAR-10 split is 45 000 / 5 000 / 10 000).
+pub fn write_cifar(dir: &Path) {
+    let record = |i: usize| {
+        let mut rec = vec![0u8; 3073];
+        let used = i < 45 || (45_000..45_005).contains(&i) || i >= 50_000;
+        rec[0] = (i % 3) as u8;
+        if used {
+            for ch in 0..3 {
+                for r in 0..32 {
+                    for c in 0..32 {
+                        let on = match i % 3 {
+                            0 => (10..18).contains(&r),
+                            1 => (10..18).contains(&c),
+                            _ => (r + c) % 11 < 4,
+                        };
+                        let base = [200, 120, 60][(ch + i) % 3];
+                        let shade = if on { base } else { 30 + ((i * 7 + r + c * ch) % 50) };
+                        rec[1 + ch * 1024 + r * 32 + c] = shade as u8;
+                    }
+                }
+            }
+        }
+        rec
+    };
+    let write = |name: &str, range: std::ops::Range<usize>| {
+        let file = std::fs::File::create(dir.join(name)).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+        for i in range {
+            gz.write_all(&record(i)).unwrap();
+        }
+        gz.finish().unwrap();
+    };
+    for b in 0..5 {
+        write(&format!("data_batch_{}.bin", b + 1), b * 10_000..(b + 1) * 10_000);
+    }
+    write("test_batch.bin", 50_000..50_010);
 }
