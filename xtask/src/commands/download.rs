@@ -19,7 +19,8 @@ use crate::util::root;
 /// Options of `download`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// mnist, cifar10, siren-mnist, siren-fashion, siren-cifar, cnn-zoo-cifar10 or cnn-zoo-svhn.
+    /// mnist, cifar10, siren-mnist, siren-fashion, siren-cifar, cnn-zoo-cifar10, cnn-zoo-svhn,
+    /// cnn-zoo-mnist, cnn-zoo-fashion-mnist or cnn-zoo-splits (the reference's split files).
     pub dataset: String,
     /// Destination root (default: `data/` in the workspace).
     #[arg(long)]
@@ -57,6 +58,30 @@ pub struct Dataset {
 
 const SIREN_DRIVE: &str =
     "https://drive.google.com/drive/folders/15CdOTPWHqDcS4SwbIdm100rXkTYZPcC5";
+
+/// The reference's zoo split files: URL, file name, MD5.
+const ZOO_SPLITS: [(&str, &str, &str); 4] = [
+    (
+        "https://raw.githubusercontent.com/AllanYangZhou/nfn/ce783221fd7c511596220d805c7a5beccd764ee8/experiments/predict_gen_data_splits/cifar10_split.csv",
+        "cifar10_split.csv",
+        "11f540f58b301e17d6d776a32b08ac0b",
+    ),
+    (
+        "https://raw.githubusercontent.com/AllanYangZhou/nfn/ce783221fd7c511596220d805c7a5beccd764ee8/experiments/predict_gen_data_splits/fashion_mnist_split.csv",
+        "fashion_mnist_split.csv",
+        "c0db6f99d12e50188964ad8d7b35a437",
+    ),
+    (
+        "https://raw.githubusercontent.com/AllanYangZhou/nfn/ce783221fd7c511596220d805c7a5beccd764ee8/experiments/predict_gen_data_splits/mnist_split.csv",
+        "mnist_split.csv",
+        "b3faa8b00dd4702393c1000b3769d09f",
+    ),
+    (
+        "https://raw.githubusercontent.com/AllanYangZhou/nfn/ce783221fd7c511596220d805c7a5beccd764ee8/experiments/predict_gen_data_splits/svhn_split.csv",
+        "svhn_split.csv",
+        "f3e87a68c6bde5ec76807bc18920ee6c",
+    ),
+];
 
 /// The known data sets (design.md §6.1, §6.3).
 pub fn dataset(name: &str) -> Result<Dataset> {
@@ -133,9 +158,44 @@ pub fn dataset(name: &str) -> Result<Dataset> {
             ready: "svhn_cropped/weights.npy",
             manual: None,
         },
+        "cnn-zoo-mnist" => Dataset {
+            name: "cnn-zoo-mnist",
+            subdir: "cnn_zoo",
+            files: vec![remote(
+                "https://storage.googleapis.com/gresearch/smallcnnzoo-dataset/mnist.tar.xz",
+                "mnist.tar.xz",
+                None,
+            )],
+            ready: "mnist/weights.npy",
+            manual: None,
+        },
+        "cnn-zoo-fashion-mnist" => Dataset {
+            name: "cnn-zoo-fashion-mnist",
+            subdir: "cnn_zoo",
+            files: vec![remote(
+                "https://storage.googleapis.com/gresearch/smallcnnzoo-dataset/fashion_mnist.tar.xz",
+                "fashion_mnist.tar.xz",
+                None,
+            )],
+            ready: "fashion_mnist/weights.npy",
+            manual: None,
+        },
+        // The reference's fixed permutation files (design.md §6.3, §8.4), from its repository at
+        // the commit the spec describes; MD5s of those blobs.
+        "cnn-zoo-splits" => Dataset {
+            name: "cnn-zoo-splits",
+            subdir: "cnn_zoo/splits",
+            files: ZOO_SPLITS
+                .iter()
+                .map(|&(url, file, md5)| remote(url, file, Some(md5)))
+                .collect(),
+            ready: "svhn_split.csv",
+            manual: None,
+        },
         _ => bail!(
             "unknown data set {name:?}; available: mnist, cifar10, siren-mnist, siren-fashion, \
-             siren-cifar, cnn-zoo-cifar10, cnn-zoo-svhn"
+             siren-cifar, cnn-zoo-cifar10, cnn-zoo-svhn, cnn-zoo-mnist, cnn-zoo-fashion-mnist, \
+             cnn-zoo-splits"
         ),
     })
 }

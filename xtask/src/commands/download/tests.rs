@@ -216,6 +216,13 @@ fn siren_sets_need_from_and_names_are_known() {
         assert_eq!(dataset(name).unwrap().name, name);
     }
     assert!(dataset("cnn-zoo-svhn").unwrap().files[0].url.ends_with("svhn_cropped.tar.xz"));
+    let splits = dataset("cnn-zoo-splits").unwrap();
+    assert_eq!(splits.files.len(), 4);
+    for f in &splits.files {
+        // pinned to the reference commit, each checked against its MD5
+        assert!(f.url.contains("/ce783221fd7c511596220d805c7a5beccd764ee8/"), "{}", f.url);
+        assert!(f.url.ends_with(f.file) && f.md5.is_some_and(|m| m.len() == 32), "{f:?}");
+    }
     assert!(dataset("imagenet").is_err());
     let dir = tempfile::tempdir().unwrap();
     let args = Args { dataset: "siren-mnist".into(), dir: Some(dir.path().into()), from: None };
