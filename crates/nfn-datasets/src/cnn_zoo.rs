@@ -4,27 +4,43 @@
 //!
 //! Conversion (design.md §8.3): conv kernels `(kh, kw, in, out)` → `(out, in, kh, kw)`, the dense
 //! kernel `(in, out)` → `(out, in)`, plus a channel axis. Split (as the reference): rows reordered
-//! by the permutation file, kept where `step == 86`, all finite; test = second half (in permuted
-//! order); the first half is shuffled with Python's `random.Random(0)` (reproduced exactly by
-//! [`PyRandom`]) and cut 80 % train / 20 % val. The permutation file is read without a header, so
-//! its leading `0` (a pandas header artefact, design.md §8.4) stays: row 0 appears twice, as in the
-//! reference, which this reader reproduces on purpose.
+//! by the permutation file, kept where `step` is the final step, all finite; test = second half (in
+//! permuted order); the first half is shuffled with Python's `random.Random(0)` (reproduced exactly
+//! by [`PyRandom`]) and cut 80 % train / 20 % val. The permutation file is read without a header,
+//! so its leading `0` (a pandas header artefact, design.md §8.4) stays: row 0 appears twice, as in
+//! the reference, which this reader reproduces on purpose.
+//!
+//! The final step is the largest `step` present in `metrics.csv.gz`: [`FINAL_STEP`] (86) on the
+//! real zoos, so their split is the reference's, while generated zoos trained for fewer epochs load
+//! too.
+//!
+//! `weights.npy` (5.4 GB on the real zoo) is never read whole: the header is checked (C order,
+//! `[N, 4970]`, little-endian `'<f4'`, or `'<f8'` converted to f32 row by row; anything else is an
+//! error naming the file, as is a file shorter than its header says), then only the kept rows are
+//! read, in file order, one at a time, checked finite and copied into the requested split's tensor.
+//! Loading the CIFAR-10-GS test split so peaks at about twice that split's size (the flat rows and
+//! the converted features). The rows are read with positioned reads rather than a memory map: the
+//! workspace forbids `unsafe` (which mapping needs), and reads keep file pages out of the process's
+//! resident memory and turn a file truncated while loading into an error, never a `SIGBUS`.
 
+pub mod generate;
 mod py_random;
 
 pub use py_random::PyRandom;
 
-use std::io::Read;
-use std::path::Path;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use nfn_weightspace::{NetworkSpec, WeightSpaceFeatures};
 
 use crate::error::{Error, Result};
 use crate::inr_set::Split;
 
-/// The `step` of the final checkpoints (epoch 86), the only ones the task uses.
+/// The `step` of the final checkpoints (epoch 86) of the real zoos. The loader keeps the rows of
+/// the largest step present in the metrics, which is this one there.
 pub const FINAL_STEP: i64 = 86;
 /// Parameters per zoo network.
 pub const ZOO_NUM_PARAMS: i64 = 4970;
@@ -207,13 +223,15 @@ pub fn read_permutation(path: impl AsRef<Path>) -> Result<Vec<i64>> {
         .collect()
 }
 
-/// The reference split (design.md §6.3) as `weights.npy` rows: permute, keep `step == 86`,
-/// second half = test, first half shuffled by `random.Random(0)` and cut at `int(0.8 * h)`.
-/// `perm_path` names the permutation file in errors.
+/// The reference split (design.md §6.3) as `weights.npy` rows: permute, keep the rows of the final
+/// step (the largest in `steps`, [`FINAL_STEP`] on the real zoos), second half = test, first half
+/// shuffled by `random.Random(0)` and cut at `int(0.8 * h)`. `perm_path` names the permutation
+/// file in errors.
 ///
 /// # Errors
 /// [`Error::Mismatch`] if a permutation entry is not a row of the metrics.
 pub fn split_rows(perm: &[i64], steps: &[i64], perm_path: &Path) -> Result<ZooSplits> {
+    let final_step = steps.iter().copied().max();
     let mut kept = Vec::new();
     for (i, &row) in perm.iter().enumerate() {
         let step = steps.get(row as usize).ok_or_else(|| {
@@ -222,7 +240,7 @@ pub fn split_rows(perm: &[i64], steps: &[i64], perm_path: &Path) -> Result<ZooSp
                 format!("entry {i} = {row} is not a row of the {} checkpoints", steps.len()),
             )
         })?;
-        if *step == FINAL_STEP {
+        if Some(*step) == final_step {
             kept.push(row);
         }
     }
@@ -298,56 +316,318 @@ pub fn tf_to_wsfeat(
             None => kernel.f_permute([0, 2, 1])?,          // [n, out, in]
         };
         weights.push(w.f_contiguous()?.f_unsqueeze(1)?);
-        bs.push(flat.f_narrow(1, b.start, n_out)?.f_unsqueeze(1)?); // [n, 1, out]
+        // A copy, so that the features do not keep `flat` alive.
+        bs.push(flat.f_narrow(1, b.start, n_out)?.f_contiguous()?.f_unsqueeze(1)?);
+        // [n, 1, out]
     }
     let wsfeat = WeightSpaceFeatures::new(weights, bs)?;
     wsfeat.check_spec(&spec)?;
     Ok(wsfeat)
 }
 
+/// Float width of a `weights.npy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NpyFloat {
+    /// `'<f4'`.
+    F32,
+    /// `'<f8'`, converted to f32 row by row.
+    F64,
+}
+
+/// A C-order 2-D little-endian float `.npy` file, read one row at a time.
+#[derive(Debug)]
+struct NpyRows {
+    file: File,
+    path: PathBuf,
+    dtype: NpyFloat,
+    /// `[rows, cols]`.
+    shape: [i64; 2],
+    /// Byte offset of row 0.
+    data_start: u64,
+    bytes: Vec<u8>,
+}
+
+/// The value of `key` in a parsed `.npy` header dictionary.
+fn header_value<'a>(
+    dict: &'a [(py_literal::Value, py_literal::Value)],
+    key: &str,
+) -> Option<&'a py_literal::Value> {
+    dict.iter().find(|(k, _)| matches!(k, py_literal::Value::String(s) if s == key)).map(|(_, v)| v)
+}
+
+impl NpyRows {
+    /// Open `path` and check its header and its length against the header.
+    fn open(path: &Path) -> Result<Self> {
+        use py_literal::Value;
+        let bad = |message: String| Error::file(path, format!("not a .npy file: {message}"));
+        let mut file =
+            File::open(path).map_err(|e| Error::file(path, format!("cannot open: {e}")))?;
+        let mut magic = [0u8; 8];
+        file.read_exact(&mut magic).map_err(|e| bad(e.to_string()))?;
+        if &magic[..6] != b"\x93NUMPY" {
+            return Err(bad("no \\x93NUMPY magic string".into()));
+        }
+        let len_bytes = match magic[6] {
+            1 => 2,
+            2 | 3 => 4,
+            v => return Err(bad(format!("unknown format version {v}"))),
+        };
+        let mut len = [0u8; 4];
+        file.read_exact(&mut len[..len_bytes]).map_err(|e| bad(e.to_string()))?;
+        let mut header = vec![0u8; u32::from_le_bytes(len) as usize];
+        file.read_exact(&mut header).map_err(|e| bad(format!("header: {e}")))?;
+        let data_start = (8 + len_bytes + header.len()) as u64;
+        let text = std::str::from_utf8(&header).map_err(|e| bad(format!("header: {e}")))?;
+        let dict = match text.trim_end().parse::<Value>() {
+            Ok(Value::Dict(dict)) => dict,
+            _ => return Err(bad(format!("header {text:?} is not a dictionary"))),
+        };
+        let field = |key: &str| {
+            header_value(&dict, key).ok_or_else(|| bad(format!("header {text:?} lacks {key:?}")))
+        };
+        let dtype = match field("descr")? {
+            Value::String(d) if d == "<f4" => NpyFloat::F32,
+            Value::String(d) if d == "<f8" => NpyFloat::F64,
+            d => {
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "unsupported dtype {d}: expected little-endian float32 '<f4' \
+                         (or float64 '<f8', converted to float32)"
+                    ),
+                ))
+            }
+        };
+        if !matches!(field("fortran_order")?, Value::Boolean(false)) {
+            return Err(Error::file(
+                path,
+                "Fortran-order array: save it in C order (numpy.ascontiguousarray)",
+            ));
+        }
+        let dims: Option<Vec<i64>> = match field("shape")? {
+            Value::Tuple(dims) => dims
+                .iter()
+                .map(|d| d.as_integer().and_then(|i| i.to_string().parse().ok()))
+                .collect(),
+            _ => None,
+        };
+        let shape = match dims.as_deref() {
+            Some(&[rows, cols]) => [rows, cols],
+            _ => {
+                return Err(Error::mismatch(
+                    path,
+                    format!("expected a 2-D array, header says {text:?}"),
+                ))
+            }
+        };
+        let elem = match dtype {
+            NpyFloat::F32 => 4,
+            NpyFloat::F64 => 8,
+        };
+        let row_bytes = shape[1] as u64 * elem;
+        let needed =
+            (shape[0] as u64).checked_mul(row_bytes).and_then(|n| n.checked_add(data_start));
+        let len =
+            file.metadata().map_err(|e| Error::file(path, format!("cannot stat: {e}")))?.len();
+        match needed {
+            Some(needed) if len >= needed => {}
+            _ => {
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "truncated: {len} bytes, but the header's shape {shape:?} needs {needed:?}"
+                    ),
+                ))
+            }
+        }
+        let bytes = vec![0u8; row_bytes as usize];
+        Ok(Self { file, path: path.to_path_buf(), dtype, shape, data_start, bytes })
+    }
+
+    /// Read row `row` (`< shape[0]`) into `out` (`shape[1]` values).
+    fn read_row(&mut self, row: i64, out: &mut [f32]) -> Result<()> {
+        let offset = self.data_start + row as u64 * self.bytes.len() as u64;
+        let read = self
+            .file
+            .seek(SeekFrom::Start(offset))
+            .and_then(|_| self.file.read_exact(&mut self.bytes));
+        read.map_err(|e| Error::file(&self.path, format!("row {row}: {e}")))?;
+        match self.dtype {
+            NpyFloat::F32 => {
+                for (x, b) in out.iter_mut().zip(self.bytes.chunks_exact(4)) {
+                    *x = f32::from_le_bytes(b.try_into().expect("chunks of 4 bytes"));
+                }
+            }
+            NpyFloat::F64 => {
+                for (x, b) in out.iter_mut().zip(self.bytes.chunks_exact(8)) {
+                    *x = f64::from_le_bytes(b.try_into().expect("chunks of 8 bytes")) as f32;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rows of one split being copied, in chunks, into a preallocated `[n, cols]` tensor.
+struct Gather {
+    flat: Tensor,
+    chunk: Vec<f32>,
+    positions: Vec<i64>,
+}
+
+impl Gather {
+    /// Rows copied per tensor op.
+    const CHUNK_ROWS: usize = 256;
+
+    fn new(n: usize, cols: i64) -> Result<Self> {
+        let flat = Tensor::f_zeros([n as i64, cols], (Kind::Float, Device::Cpu))?;
+        Ok(Self { flat, chunk: Vec::new(), positions: Vec::new() })
+    }
+
+    /// Place `row` at position `pos` of the split.
+    fn push(&mut self, pos: usize, row: &[f32]) -> Result<()> {
+        self.chunk.extend_from_slice(row);
+        self.positions.push(pos as i64);
+        if self.positions.len() == Self::CHUNK_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.positions.is_empty() {
+            return Ok(());
+        }
+        let src = Tensor::f_from_slice(&self.chunk)?.f_view([self.positions.len() as i64, -1])?;
+        let _ = self.flat.f_index_copy_(0, &Tensor::f_from_slice(&self.positions)?, &src)?;
+        self.chunk.clear();
+        self.positions.clear();
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Tensor> {
+        self.flush()?;
+        Ok(self.flat)
+    }
+}
+
+const ALL_SPLITS: [Split; 3] = [Split::Train, Split::Val, Split::Test];
+
+/// A zoo folder with its small files read and `weights.npy` opened and checked.
+struct ZooSource {
+    weights: NpyRows,
+    layout: Vec<LayoutEntry>,
+    layout_path: PathBuf,
+    metrics: ZooMetrics,
+    splits: ZooSplits,
+}
+
+impl ZooSource {
+    fn open(dir: &Path, split_file: &Path) -> Result<Self> {
+        let metrics_path = dir.join("metrics.csv.gz");
+        let layout_path = dir.join("layout.csv");
+        let layout = read_layout(&layout_path)?;
+        let metrics = read_metrics(&metrics_path)?;
+        let perm = read_permutation(split_file)?;
+        let weights = NpyRows::open(&dir.join("weights.npy"))?;
+        let [rows, cols] = weights.shape;
+        if cols != ZOO_NUM_PARAMS {
+            return Err(Error::mismatch(
+                &weights.path,
+                format!("expected [N, {ZOO_NUM_PARAMS}] weights, found {:?}", weights.shape),
+            ));
+        }
+        if rows != metrics.step.len() as i64 {
+            return Err(Error::mismatch(
+                &metrics_path,
+                format!("{} metric rows for {rows} weight rows", metrics.step.len()),
+            ));
+        }
+        let splits = split_rows(&perm, &metrics.step, split_file)?;
+        Ok(Self { weights, layout, layout_path, metrics, splits })
+    }
+
+    /// Read every kept row once, in file order, check it is finite, and copy the rows of the
+    /// `wanted` splits into one `[n, 4970]` tensor each (in the order of `wanted`).
+    fn gather(&mut self, wanted: &[Split]) -> Result<Vec<Tensor>> {
+        // (row, (index into `wanted`, position in that split) if wanted)
+        let mut plan: Vec<(i64, Option<(usize, usize)>)> = Vec::new();
+        for split in ALL_SPLITS {
+            let slot = wanted.iter().position(|&w| w == split);
+            let rows = self.splits.rows(split).iter().enumerate();
+            plan.extend(rows.map(|(pos, &row)| (row, slot.map(|s| (s, pos)))));
+        }
+        plan.sort_unstable_by_key(|&(row, _)| row);
+        let cols = self.weights.shape[1];
+        let mut gathers: Vec<Gather> = wanted
+            .iter()
+            .map(|&s| Gather::new(self.splits.rows(s).len(), cols))
+            .collect::<Result<_>>()?;
+        let mut values = vec![0f32; cols as usize];
+        let mut last = None;
+        for (row, dest) in plan {
+            if last != Some(row) {
+                self.weights.read_row(row, &mut values)?;
+                if !values.iter().all(|x| x.is_finite()) {
+                    return Err(Error::file(
+                        &self.weights.path,
+                        format!("row {row}: non-finite weights among the final-step rows"),
+                    ));
+                }
+                last = Some(row);
+            }
+            if let Some((slot, pos)) = dest {
+                gathers[slot].push(pos, &values)?;
+            }
+        }
+        gathers.into_iter().map(Gather::finish).collect()
+    }
+
+    /// The `wanted` splits, in that order.
+    fn load(&mut self, wanted: &[Split]) -> Result<Vec<CnnZoo>> {
+        let flats = self.gather(wanted)?;
+        let mut zoos = Vec::with_capacity(wanted.len());
+        for (&split, flat) in wanted.iter().zip(flats) {
+            let wsfeat = tf_to_wsfeat(&flat, &self.layout, &self.layout_path)?;
+            drop(flat); // the features hold copies
+            let rows = self.splits.rows(split).to_vec();
+            let acc: Vec<f32> =
+                rows.iter().map(|&r| self.metrics.test_accuracy[r as usize]).collect();
+            zoos.push(CnnZoo { wsfeat, targets: Tensor::f_from_slice(&acc)?, rows });
+        }
+        Ok(zoos)
+    }
+}
+
 /// Load one split of a zoo folder (`weights.npy`, `metrics.csv.gz`, `layout.csv`) with the
-/// permutation file `split_file`.
+/// permutation file `split_file`. Only the kept rows of `weights.npy` are read; memory peaks at
+/// about twice the split's size.
 ///
 /// # Errors
 /// [`Error::File`] / [`Error::Mismatch`] naming the file at fault: missing or malformed files,
-/// `weights.npy` not `[N, 4970]`, metrics rows not `N`, a permutation entry out of range, or
-/// non-finite weights among the kept rows.
+/// `weights.npy` not a C-order `[N, 4970]` `'<f4'` / `'<f8'` array or shorter than its header
+/// says, metrics rows not `N`, a permutation entry out of range, or non-finite weights among the
+/// kept rows of any split.
 pub fn load_cnn_zoo(
     dir: impl AsRef<Path>,
     split_file: impl AsRef<Path>,
     split: Split,
 ) -> Result<CnnZoo> {
-    let dir = dir.as_ref();
-    let weights_path = dir.join("weights.npy");
-    let metrics_path = dir.join("metrics.csv.gz");
-    let layout_path = dir.join("layout.csv");
-    let layout = read_layout(&layout_path)?;
-    let metrics = read_metrics(&metrics_path)?;
-    let perm = read_permutation(split_file.as_ref())?;
-    let weights = nfn_weightspace::io::read_npy(&weights_path)?.f_to_kind(Kind::Float)?;
-    let size = weights.size();
-    if size.len() != 2 || size[1] != ZOO_NUM_PARAMS {
-        return Err(Error::mismatch(
-            &weights_path,
-            format!("expected [N, {ZOO_NUM_PARAMS}] weights, found {size:?}"),
-        ));
-    }
-    if size[0] != metrics.step.len() as i64 {
-        return Err(Error::mismatch(
-            &metrics_path,
-            format!("{} metric rows for {} weight rows", metrics.step.len(), size[0]),
-        ));
-    }
-    let splits = split_rows(&perm, &metrics.step, split_file.as_ref())?;
-    let all_kept: Vec<i64> =
-        splits.train.iter().chain(&splits.val).chain(&splits.test).copied().collect();
-    let kept = weights.f_index_select(0, &Tensor::from_slice(&all_kept))?;
-    if !bool::try_from(kept.f_isfinite()?.f_all()?)? {
-        return Err(Error::file(&weights_path, "non-finite weights among the step-86 rows"));
-    }
-    let rows = splits.rows(split).to_vec();
-    let flat = weights.f_index_select(0, &Tensor::from_slice(&rows))?;
-    let wsfeat = tf_to_wsfeat(&flat, &layout, &layout_path)?;
-    let acc: Vec<f32> = rows.iter().map(|&r| metrics.test_accuracy[r as usize]).collect();
-    Ok(CnnZoo { wsfeat, targets: Tensor::from_slice(&acc), rows })
+    let mut source = ZooSource::open(dir.as_ref(), split_file.as_ref())?;
+    let mut zoos = source.load(&[split])?;
+    Ok(zoos.pop().expect("one split was requested"))
+}
+
+/// Load all three splits, `[train, val, test]`, reading the small files once and each kept row of
+/// `weights.npy` once.
+///
+/// # Errors
+/// As [`load_cnn_zoo`].
+pub fn load_cnn_zoo_splits(
+    dir: impl AsRef<Path>,
+    split_file: impl AsRef<Path>,
+) -> Result<[CnnZoo; 3]> {
+    let mut source = ZooSource::open(dir.as_ref(), split_file.as_ref())?;
+    let zoos = source.load(&ALL_SPLITS)?;
+    Ok(zoos.try_into().expect("three splits were requested"))
 }

@@ -1,11 +1,15 @@
 //! The Small CNN Zoo reader end to end on a tiny zoo written by the test, the exact Python
-//! shuffle, and typed errors naming the bad file.
+//! shuffle, the final-step rule, the `weights.npy` header checks, and typed errors naming the bad
+//! file.
 
 use std::io::Write;
 use std::path::Path;
 
+use ndarray::ShapeBuilder;
+
 use nfn_datasets::cnn_zoo::{
-    load_cnn_zoo, read_layout, read_metrics, split_rows, PyRandom, ZOO_NUM_PARAMS,
+    load_cnn_zoo, load_cnn_zoo_splits, read_layout, read_metrics, split_rows, CnnZoo, PyRandom,
+    ZOO_NUM_PARAMS,
 };
 use nfn_datasets::{Error, Split};
 use tch::Tensor;
@@ -26,20 +30,28 @@ fn value(row: i64, col: i64) -> f32 {
     (row * 10_000 + col) as f32
 }
 
-/// Four checkpoints; row 3 is not final (step 85). Accuracies 0.1 * (row + 1).
-fn write_zoo(dir: &Path) {
+/// The `[4, 4970]` weights of the test zoo.
+fn zoo_weights() -> Tensor {
     let n = 4;
     let flat: Vec<f32> =
         (0..n).flat_map(|r| (0..ZOO_NUM_PARAMS).map(move |c| value(r, c))).collect();
-    let xs = Tensor::from_slice(&flat).reshape([n, ZOO_NUM_PARAMS]);
-    nfn_weightspace::io::write_npy(dir.join("weights.npy"), &xs).unwrap();
+    Tensor::from_slice(&flat).reshape([n, ZOO_NUM_PARAMS])
+}
+
+/// Four checkpoints; row 3 is not final (step 85). Accuracies 0.1 * (row + 1).
+fn write_zoo(dir: &Path) {
+    write_zoo_with_steps(dir, [86, 86, 86, 85]);
+}
+
+fn write_zoo_with_steps(dir: &Path, steps: [i64; 4]) {
+    nfn_weightspace::io::write_npy(dir.join("weights.npy"), &zoo_weights()).unwrap();
     std::fs::write(dir.join("layout.csv"), LAYOUT).unwrap();
     let mut gz = flate2::write::GzEncoder::new(
         std::fs::File::create(dir.join("metrics.csv.gz")).unwrap(),
         flate2::Compression::fast(),
     );
     writeln!(gz, ",step,test_accuracy,train_loss,config.l2reg").unwrap();
-    for (r, step) in [86, 86, 86, 85].iter().enumerate() {
+    for (r, step) in steps.iter().enumerate() {
         writeln!(gz, "{r},{step}.0,{},0.5,0.001", 0.1 * (r + 1) as f32).unwrap();
     }
     gz.finish().unwrap();
@@ -165,4 +177,71 @@ fn bad_inputs_give_errors_naming_the_file() {
     std::fs::write(&layout, LAYOUT.replace("0,144,\"(3, 3, 1, 16)\"", "0,150,\"(3, 3, 1, 16)\""))
         .unwrap();
     assert_names(read_layout(&layout).unwrap_err(), "layout.csv");
+}
+
+fn assert_same_zoo(a: &CnnZoo, b: &CnnZoo) {
+    assert_eq!(a.rows, b.rows);
+    assert!(a.targets.allclose(&b.targets, 0.0, 0.0, false));
+    for l in 0..4 {
+        assert!(a.wsfeat.weight(l).allclose(b.wsfeat.weight(l), 0.0, 0.0, false));
+        assert!(a.wsfeat.bias(l).allclose(b.wsfeat.bias(l), 0.0, 0.0, false));
+    }
+}
+
+#[test]
+fn all_splits_at_once_match_single_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    write_zoo(dir.path());
+    let split = dir.path().join("split.csv");
+    let all = load_cnn_zoo_splits(dir.path(), &split).unwrap();
+    for (zoo, s) in all.iter().zip([Split::Train, Split::Val, Split::Test]) {
+        assert_same_zoo(zoo, &load_cnn_zoo(dir.path(), &split, s).unwrap());
+    }
+}
+
+#[test]
+fn final_step_is_the_largest_step_present() {
+    let (real, short) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_zoo(real.path());
+    // A generated zoo trained for 3 epochs: same rows kept as the step-86 zoo.
+    write_zoo_with_steps(short.path(), [3, 3, 3, 2]);
+    for s in [Split::Train, Split::Val, Split::Test] {
+        let a = load_cnn_zoo(real.path(), real.path().join("split.csv"), s).unwrap();
+        let b = load_cnn_zoo(short.path(), short.path().join("split.csv"), s).unwrap();
+        assert_same_zoo(&a, &b);
+    }
+    let splits = split_rows(&[0, 1, 2], &[5, 7, 7], Path::new("perm")).unwrap();
+    assert_eq!(splits.test, vec![2]);
+}
+
+#[test]
+fn weights_header_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    write_zoo(dir.path());
+    let split = dir.path().join("split.csv");
+    let npy = dir.path().join("weights.npy");
+    let load = || load_cnn_zoo(dir.path(), &split, Split::Test);
+    let want = load().unwrap();
+
+    // float64 is converted to float32 row by row.
+    nfn_weightspace::io::write_npy(&npy, &zoo_weights().to_kind(tch::Kind::Double)).unwrap();
+    assert_same_zoo(&load().unwrap(), &want);
+
+    // Not a .npy file; big-endian; Fortran order; a short header.
+    std::fs::write(&npy, "step,test_accuracy\n").unwrap();
+    assert_names(load().unwrap_err(), "weights.npy");
+    write_zoo(dir.path());
+    let bytes = std::fs::read(&npy).unwrap();
+    let mut big_endian = bytes.clone();
+    let at = bytes.windows(5).position(|w| w == b"'<f4'").unwrap();
+    big_endian[at + 1] = b'>';
+    std::fs::write(&npy, big_endian).unwrap();
+    let err = load().unwrap_err().to_string();
+    assert!(err.contains("weights.npy") && err.contains("<f4"), "{err}");
+    let fortran = ndarray::Array2::<f32>::zeros((4, ZOO_NUM_PARAMS as usize).f());
+    ndarray_npy::write_npy(&npy, &fortran).unwrap();
+    let err = load().unwrap_err().to_string();
+    assert!(err.contains("weights.npy") && err.contains("Fortran"), "{err}");
+    std::fs::write(&npy, &bytes[..20]).unwrap();
+    assert_names(load().unwrap_err(), "weights.npy");
 }
