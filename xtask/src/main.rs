@@ -37,7 +37,7 @@ enum Command {
     Tables(commands::tables::Args),
     /// PNG of Inr2Array reconstructions of a pretraining run (through `nfn show`).
     Show(commands::show::Args),
-    /// Side-by-side benchmarks against the PyTorch reference (`layers`, `inr2array`, `edit`, `fit`).
+    /// Side-by-side benchmarks against the PyTorch reference (`layers`, `inr2array`, `edit`, `fit`, `zoo`).
     Bench(commands::bench::Args),
     /// Download a data set into data/ (resumable, verified): mnist, cifar10, siren-*, cnn-zoo-*.
     Download(commands::download::Args),

@@ -7,6 +7,7 @@ mod commands;
 mod data;
 mod driver;
 mod experiments;
+mod plot;
 
 use std::process::ExitCode;
 
@@ -41,10 +42,17 @@ enum Command {
     FitInrs(commands::fit_inrs::Args),
     /// Convert a reference SIREN folder (`.pth` state dicts) into a sharded INR data set.
     ConvertInrs(commands::convert_inrs::Args),
-    /// Draw an Inr2Array run's reconstructions of test INRs into a PNG.
+    /// Draw a run's work into a PNG: Inr2Array reconstructions, edits, or predicted against true
+    /// CNN accuracy.
     Show(commands::show::Args),
     /// Apply a trained editor to INRs (an INR set or a .npz) and write the edited INRs.
     Edit(commands::edit::Args),
+    /// Predict the test accuracy of CNNs (a zoo folder or a .npy of weights) with a trained
+    /// CNN generalisation run, as CSV.
+    Predict(commands::predict::Args),
+    /// Train a zoo of small CNNs (the Small CNN Zoo's architecture and hyperparameter
+    /// distributions) and write it in the Small CNN Zoo format (resumable, shardable).
+    MakeZoo(commands::make_zoo::Args),
     /// Rebuild the results pages (one per kind of task) from the runs' summaries.
     Tables(commands::tables::Args),
 }
@@ -66,6 +74,8 @@ fn main() -> ExitCode {
         Command::Show(args) => commands::show::run(&args),
         Command::Tables(args) => commands::tables::run(&args),
         Command::Edit(args) => commands::edit::run(&args),
+        Command::Predict(args) => commands::predict::run(&args),
+        Command::MakeZoo(args) => commands::make_zoo::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

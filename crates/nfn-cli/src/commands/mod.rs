@@ -6,6 +6,8 @@ pub mod edit;
 pub mod eval;
 pub mod fit_inrs;
 pub mod info;
+pub mod make_zoo;
+pub mod predict;
 pub mod show;
 pub mod tables;
 pub mod train;

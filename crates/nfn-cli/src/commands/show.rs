@@ -1,6 +1,7 @@
 //! `nfn show <run>`: a PNG of a run's work on its first test INRs. For an Inr2Array pretraining run:
 //! original images, the input SIRENs' renderings and the reconstructions; for an editing run:
-//! original images, the edited targets, the input SIRENs and the edited SIRENs.
+//! original images, the edited targets, the input SIRENs and the edited SIRENs; for a CNN
+//! generalisation run: predicted against true test accuracy of every test network (a scatter).
 
 use std::path::PathBuf;
 
@@ -12,7 +13,7 @@ use tch::{Device, Kind, Tensor};
 use crate::data::original_images;
 use crate::driver::device;
 use crate::experiments::inr2array_pretrain::load_pretrained;
-use crate::experiments::{edit, ExperimentKind};
+use crate::experiments::{edit, zoo, ExperimentKind};
 
 /// Options of `show`.
 #[derive(clap::Args)]
@@ -69,18 +70,20 @@ pub fn tile(rows: &[Tensor], scale: u32) -> Result<image::RgbImage> {
 /// SIREN's rendering and the reconstruction.
 pub fn run(args: &Args) -> Result<()> {
     let run = Run::open(&args.run)?;
+    let out = args.out.clone().unwrap_or_else(|| args.run.join("show.png"));
     let (rows, what) = match ExperimentKind::of_config(&run.config())? {
+        ExperimentKind::Zoo => return zoo_scatter(&run, &out),
         ExperimentKind::Inr2ArrayPretrain => reconstruction_rows(args)?,
         ExperimentKind::Edit => {
             let (rows, mse) = edit::show_rows(&run, args.count, args.images.as_deref())?;
             (rows, format!("original, target, input INR, edited INR; edited MSE {mse:.6}"))
         }
         other => bail!(
-            "{:?} is a {other:?} run; nfn show draws Inr2Array pretraining and INR editing runs",
+            "{:?} is a {other:?} run; nfn show draws Inr2Array pretraining, INR editing and CNN \
+             generalisation runs",
             args.run
         ),
     };
-    let out = args.out.clone().unwrap_or_else(|| args.run.join("show.png"));
     tile(&rows, args.scale.max(1))?.save(&out).with_context(|| format!("writing {out:?}"))?;
     let n = rows[0].size()[0];
     println!(
@@ -111,4 +114,25 @@ fn reconstruction_rows(args: &Args) -> Result<(Vec<Tensor>, String)> {
     }
     rows.extend([target, recon]);
     Ok((rows, format!("original, input INR, reconstruction; reconstruction MSE {mse:.6}")))
+}
+
+/// Predicted against true test accuracy of the test networks of a zoo run, with τ in the title.
+fn zoo_scatter(run: &Run, out: &std::path::Path) -> Result<()> {
+    let (pred, truth) = zoo::test_predictions(run)?;
+    let (pred, truth) = (
+        Vec::<f64>::try_from(&pred.to_kind(Kind::Double))?,
+        Vec::<f64>::try_from(&truth.to_kind(Kind::Double))?,
+    );
+    let tau = nft_model::train::kendall_tau_b(&truth, &pred);
+    let name = run.path().file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    let title = format!("{name}: tau {tau:.3}");
+    let img = crate::plot::scatter(&title, "true test accuracy", "predicted", &truth, &pred);
+    img.save(out).with_context(|| format!("writing {out:?}"))?;
+    println!(
+        "{}: wrote {} (predicted vs true test accuracy of {} test networks; Kendall tau {tau:.4})",
+        run.path().display(),
+        out.display(),
+        truth.len()
+    );
+    Ok(())
 }

@@ -27,6 +27,7 @@ fn title(page: &str) -> String {
         "inr_classification" => "INR classification".into(),
         "inr_reconstruction" => "Inr2Array reconstruction".into(),
         "inr_editing" => "INR editing".into(),
+        "cnn_generalization" => "Predicting CNN generalisation".into(),
         other => other.replace('_', " "),
     }
 }

@@ -6,6 +6,7 @@ pub mod classify;
 pub mod edit;
 pub mod inr2array_classify;
 pub mod inr2array_pretrain;
+pub mod zoo;
 
 use std::path::Path;
 
@@ -26,6 +27,8 @@ pub enum ExperimentKind {
     Inr2ArrayClassify,
     /// INR editing.
     Edit,
+    /// Predicting CNN generalisation from a zoo.
+    Zoo,
 }
 
 impl ExperimentKind {
@@ -39,12 +42,14 @@ impl ExperimentKind {
             Some(inr2array::PRETRAIN_TASK) => ExperimentKind::Inr2ArrayPretrain,
             Some(inr2array::CLASSIFY_TASK) => ExperimentKind::Inr2ArrayClassify,
             Some(edit::TASK) => ExperimentKind::Edit,
+            Some(zoo::TASK) => ExperimentKind::Zoo,
             Some(other) => bail!(
-                "unknown task {other:?}; known: {:?}, {:?}, {:?}, {:?}",
+                "unknown task {other:?}; known: {:?}, {:?}, {:?}, {:?}, {:?}",
                 classify::TASK,
                 inr2array::PRETRAIN_TASK,
                 inr2array::CLASSIFY_TASK,
-                edit::TASK
+                edit::TASK,
+                zoo::TASK
             ),
         })
     }
@@ -119,6 +124,10 @@ pub fn check(path: &Path) -> Result<String> {
                 cfg.trainer.steps
             )
         }
+        ExperimentKind::Zoo => {
+            let cfg = zoo::ZooConfig::read(path)?;
+            format!("CNN generalisation, {}, {} steps", cfg.model.name(), cfg.trainer.steps)
+        }
     })
 }
 
@@ -136,6 +145,7 @@ pub fn train(path: &Path, runs: &Path) -> Result<RunSummary> {
             inr2array_classify::train(&inr2array::ClassifyConfig::read(path)?, runs)
         }
         ExperimentKind::Edit => edit::train(&edit::EditConfig::read(path)?, runs),
+        ExperimentKind::Zoo => zoo::train(&zoo::ZooConfig::read(path)?, runs),
     }
 }
 
@@ -150,5 +160,6 @@ pub fn eval(dir: &Path) -> Result<Evaluation> {
         ExperimentKind::Inr2ArrayPretrain => inr2array_pretrain::eval(&run),
         ExperimentKind::Inr2ArrayClassify => inr2array_classify::eval(&run),
         ExperimentKind::Edit => edit::eval(&run),
+        ExperimentKind::Zoo => zoo::eval(&run),
     }
 }

@@ -29,7 +29,7 @@ fn image(i: usize) -> [u8; 784] {
     px
 }
 
-fn write_idx(path: &Path, dims: &[u32], data: impl Iterator<Item = Vec<u8>>) {
+pub fn write_idx(path: &Path, dims: &[u32], data: impl Iterator<Item = Vec<u8>>) {
     let file = std::fs::File::create(path).unwrap();
     let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
     let magic = 0x0800u32 | dims.len() as u32;
