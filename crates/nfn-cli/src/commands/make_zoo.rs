@@ -154,10 +154,23 @@ pub fn run(args: &Args) -> Result<()> {
         out.display()
     );
     let bar = progress_bar("make-zoo", cfg.networks as u64);
+    let started = std::time::Instant::now();
+    let mut done = 0;
     let mut on_progress = |p: ZooProgress| {
         bar.set_length(p.networks_total as u64);
         bar.set_position(p.networks_done as u64);
         bar.set_message(format!("group {}: step {}/{}", p.group, p.step, p.steps_total));
+        if p.networks_done > done {
+            // one line per finished group, also when stderr is not a terminal (logs, clusters)
+            done = p.networks_done;
+            let secs = started.elapsed().as_secs_f64();
+            bar.suspend(|| {
+                eprintln!(
+                    "nfn: group {} done: {done}/{} networks, {secs:.0} s",
+                    p.group, p.networks_total
+                )
+            });
+        }
     };
     let report = generate_parts(
         &train_x.to_kind(Kind::Float),
