@@ -99,6 +99,11 @@ fn make_zoo_then_every_model_predicts_generalisation() {
     for file in ["weights.npy", "metrics.csv.gz", "layout.csv", "split.csv", "accuracy.png"] {
         assert!(zoo.join(file).exists(), "{file}");
     }
+    // `nfn show` on a zoo folder draws the spread of its accuracies
+    let hist = dir.path().join("hist.png");
+    let out = nfn(&["show", zoo_s, "--out", hist.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("64 networks at the final epoch"));
+    assert!(hist.exists());
 
     let models = [
         ("statnet", "kind = \"statnet\"\nhidden = [32]\ndropout = 0.0", 60),

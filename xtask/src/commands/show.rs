@@ -1,6 +1,7 @@
-//! `cargo xtask show <run>`: a PNG grid for a few test INRs of a run, through `nfn show`: original
-//! images, input SIREN renderings and reconstructions (Inr2Array pretraining), or original images,
-//! edited targets, input and edited SIRENs (INR editing).
+//! `cargo xtask show <run>`: a PNG of a run, through `nfn show`: original images, input SIREN
+//! renderings and reconstructions (Inr2Array pretraining); original images, edited targets, input
+//! and edited SIRENs (INR editing); predicted against true test accuracy (CNN generalisation); or,
+//! for a zoo folder, the histogram of its networks' test accuracies.
 
 use std::path::PathBuf;
 

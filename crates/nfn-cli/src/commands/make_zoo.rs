@@ -5,11 +5,11 @@
 //! the downloaded zoos. Resumable (finished groups are kept); `--shard i/n` makes one machine's part
 //! of a zoo in a shared folder, and the last shard (or `--merge-only`) writes the files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use nfn_datasets::cnn_zoo::generate::{
-    generate_parts, greyscale, merge_parts, GenManifest, ZooGenConfig, ZooProgress,
+    generate_parts, greyscale, merge_parts, ZooGenConfig, ZooProgress,
 };
 use tch::{Kind, Tensor};
 
@@ -206,12 +206,23 @@ pub fn run(args: &Args) -> Result<()> {
 }
 
 /// Merge the parts of the zoo in `out` and report the spread of final accuracies.
-fn merge(out: &std::path::Path) -> Result<()> {
+fn merge(out: &Path) -> Result<()> {
     let report = merge_parts(out).with_context(|| format!("merging the zoo in {out:?}"))?;
-    let manifest = GenManifest::read(out)?;
     eprintln!("nfn: {report:?}");
-    let metrics = nfn_datasets::cnn_zoo::read_metrics(out.join("metrics.csv.gz"))?;
-    let last = manifest.config.final_epoch() as i64;
+    let png = out.join("accuracy.png");
+    let line = accuracy_histogram(out, &png)?;
+    println!("make-zoo: {line}");
+    Ok(())
+}
+
+/// Draw the histogram of the final-epoch test accuracies of the zoo in `dir` (a generated zoo, or
+/// a downloaded one) into `png`; a one-line summary of the spread.
+///
+/// # Errors
+/// Unreadable metrics, an unwritable PNG, named.
+pub fn accuracy_histogram(dir: &Path, png: &Path) -> Result<String> {
+    let metrics = nfn_datasets::cnn_zoo::read_metrics(dir.join("metrics.csv.gz"))?;
+    let last = metrics.step.iter().copied().max().unwrap_or(0);
     let finals: Vec<f64> = metrics
         .step
         .iter()
@@ -219,22 +230,24 @@ fn merge(out: &std::path::Path) -> Result<()> {
         .filter(|(s, _)| **s == last)
         .map(|(_, &a)| f64::from(a))
         .collect();
-    let acc = Tensor::from_slice(&finals);
-    let png = out.join("accuracy.png");
-    let title = format!("{}: {} CNNs at epoch {last}", manifest.config.dataset, finals.len());
+    if finals.is_empty() {
+        bail!("{:?}: no networks in metrics.csv.gz", dir.join("metrics.csv.gz"));
+    }
+    let name = dir.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    let title = format!("{name}: {} CNNs, epoch {last}", finals.len());
     crate::plot::histogram(&title, "test accuracy", &finals, 40)
-        .save(&png)
+        .save(png)
         .with_context(|| format!("writing {png:?}"))?;
-    println!(
-        "make-zoo: {} networks at the final epoch in {}: test accuracy mean {:.3}, min {:.3}, \
-         median {:.3}, max {:.3}; histogram {}",
+    let acc = Tensor::from_slice(&finals);
+    Ok(format!(
+        "{} networks at the final epoch in {}: test accuracy mean {:.3}, min {:.3}, median {:.3}, \
+         max {:.3}; histogram {}",
         finals.len(),
-        out.display(),
+        dir.display(),
         acc.mean(Kind::Double).double_value(&[]),
         acc.min().double_value(&[]),
         acc.median().double_value(&[]),
         acc.max().double_value(&[]),
         png.display()
-    );
-    Ok(())
+    ))
 }

@@ -18,7 +18,8 @@ use crate::experiments::{edit, zoo, ExperimentKind};
 /// Options of `show`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// An Inr2Array pretraining or INR editing run folder.
+    /// An Inr2Array pretraining, INR editing or CNN generalisation run folder, or a CNN zoo folder
+    /// (a histogram of its networks' final test accuracies).
     pub run: PathBuf,
     /// The PNG to write (default `<run>/show.png`).
     #[arg(long)]
@@ -69,8 +70,14 @@ pub fn tile(rows: &[Tensor], scale: u32) -> Result<image::RgbImage> {
 /// `nfn show <run>`: a PNG with, per test INR, the original image (if available), the input
 /// SIREN's rendering and the reconstruction.
 pub fn run(args: &Args) -> Result<()> {
-    let run = Run::open(&args.run)?;
     let out = args.out.clone().unwrap_or_else(|| args.run.join("show.png"));
+    if args.run.join("metrics.csv.gz").exists() && args.run.join("weights.npy").exists() {
+        // a zoo folder: the spread of its networks' accuracies
+        let line = crate::commands::make_zoo::accuracy_histogram(&args.run, &out)?;
+        println!("{line}");
+        return Ok(());
+    }
+    let run = Run::open(&args.run)?;
     let (rows, what) = match ExperimentKind::of_config(&run.config())? {
         ExperimentKind::Zoo => return zoo_scatter(&run, &out),
         ExperimentKind::Inr2ArrayPretrain => reconstruction_rows(args)?,
