@@ -50,7 +50,9 @@ struct Axes {
 impl Axes {
     fn new(title: &str, xlabel: &str, ylabel: &str, x: (f64, f64), y: (f64, f64)) -> Self {
         let mut img = RgbImage::from_pixel(LEFT + SIZE + RIGHT, TOP + SIZE + BOTTOM, WHITE);
-        text(&mut img, LEFT, 8, title, 2);
+        // double size where the title fits, else single
+        let scale = if 16 * title.chars().count() as u32 <= SIZE + RIGHT { 2 } else { 1 };
+        text(&mut img, LEFT, 8, title, scale);
         text(&mut img, LEFT + SIZE / 2 - 4 * xlabel.len() as u32, TOP + SIZE + 32, xlabel, 1);
         for (i, ch) in ylabel.chars().enumerate() {
             text(
