@@ -139,6 +139,20 @@ impl ZooSplit {
     pub fn len(&self) -> i64 {
         self.split.len()
     }
+
+    /// All networks in evaluation batches of `batch_size`, in order, standardised if `std` is
+    /// given, on `device`.
+    ///
+    /// # Errors
+    /// As [`eval_batches`].
+    pub fn batches(
+        &self,
+        batch_size: i64,
+        std: Option<&Standardization>,
+        device: Device,
+    ) -> Result<Vec<nft_model::Batch>> {
+        eval_batches(&self.split, &self.targets, None, batch_size, std, device)
+    }
 }
 
 /// The three splits of a zoo, with the standardisation to apply (if configured).
@@ -223,8 +237,8 @@ pub fn train(cfg: &ZooConfig, runs: &Path) -> Result<RunSummary> {
     let Prepared { splits, mut vs, model, exp } = prepare(cfg, device)?;
     let std = splits.standardization.as_ref();
     let eval_bs = cfg.data.eval_batch_size;
-    let val = eval_batches(&splits.val.split, &splits.val.targets, None, eval_bs, std, device)?;
-    let test = eval_batches(&splits.test.split, &splits.test.targets, None, eval_bs, std, device)?;
+    let val = splits.val.batches(eval_bs, std, device)?;
+    let test = splits.test.batches(eval_bs, std, device)?;
     let mut data = EpochBatches::new(
         &splits.train.split,
         &splits.train.targets,
@@ -247,14 +261,7 @@ pub fn eval(run: &Run) -> Result<Evaluation> {
     let device = device();
     let Prepared { splits, mut vs, model, .. } = prepare(&cfg, device)?;
     let std = splits.standardization.as_ref();
-    let test = eval_batches(
-        &splits.test.split,
-        &splits.test.targets,
-        None,
-        cfg.data.eval_batch_size,
-        std,
-        device,
-    )?;
+    let test = splits.test.batches(cfg.data.eval_batch_size, std, device)?;
     let task = Supervised::new(model.as_ref(), cfg.trainer.objective);
     eval_run(run, &task, &mut vs, &cfg.trainer, &test)
 }
@@ -272,14 +279,7 @@ pub fn test_predictions(run: &Run) -> Result<(Tensor, Tensor)> {
     nft_model::load_model(&mut vs, &best)
         .with_context(|| format!("loading {best:?} (train the run first)"))?;
     let std = splits.standardization.as_ref();
-    let batches = eval_batches(
-        &splits.test.split,
-        &splits.test.targets,
-        None,
-        cfg.data.eval_batch_size,
-        std,
-        device,
-    )?;
+    let batches = splits.test.batches(cfg.data.eval_batch_size, std, device)?;
     let preds: Vec<Tensor> = tch::no_grad(|| {
         batches
             .iter()
