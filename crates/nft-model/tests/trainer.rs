@@ -5,9 +5,14 @@ use nfn_weightspace::NetworkSpec;
 use nft_model::*;
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
-/// LibTorch's random generator is global and tests run on parallel threads: tests that depend on
-/// seeded dropout take this lock.
+/// LibTorch's random generator is global and tests run on parallel threads. The trainer reseeds it
+/// every step and model initialisation draws from it, so every test that trains or builds a model
+/// takes this lock; one that did not made the exact-resume test flaky.
 static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn seeded() -> std::sync::MutexGuard<'static, ()> {
+    SEEDED.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Synthetic task: the class is whether the mean of the last bias is positive.
 struct Synthetic {
@@ -61,7 +66,7 @@ fn weights(vs: &VarStore) -> Vec<(String, Tensor)> {
 
 #[test]
 fn learns_a_simple_rule() -> anyhow::Result<()> {
-    let _guard = SEEDED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _guard = seeded();
     let spec = NetworkSpec::mlp(&[2, 4, 1])?;
     let dir = tempfile::tempdir()?;
     tch::manual_seed(0);
@@ -95,7 +100,7 @@ fn learns_a_simple_rule() -> anyhow::Result<()> {
 
 #[test]
 fn resume_after_a_crash_matches_an_uninterrupted_run() -> anyhow::Result<()> {
-    let _guard = SEEDED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _guard = seeded();
     let spec = NetworkSpec::mlp(&[2, 3, 1])?;
     let val: Vec<Batch> = (0..2).map(|i| make_batch(&spec, i, 8)).collect();
     let splits = EvalSplits { val: &val, test: &val };
@@ -165,7 +170,7 @@ fn resume_after_a_crash_matches_an_uninterrupted_run() -> anyhow::Result<()> {
 
 #[test]
 fn nan_loss_stops_with_step_and_keeps_the_checkpoint() -> anyhow::Result<()> {
-    let _guard = SEEDED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _guard = seeded();
     let spec = NetworkSpec::mlp(&[2, 3, 1])?;
     let val: Vec<Batch> = (0..2).map(|i| make_batch(&spec, i, 8)).collect();
     let dir = tempfile::tempdir()?;
@@ -196,6 +201,7 @@ fn nan_loss_stops_with_step_and_keeps_the_checkpoint() -> anyhow::Result<()> {
 
 #[test]
 fn corrupt_checkpoint_names_the_file() -> anyhow::Result<()> {
+    let _guard = seeded();
     let spec = NetworkSpec::mlp(&[2, 3, 1])?;
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("model.safetensors");
@@ -209,6 +215,7 @@ fn corrupt_checkpoint_names_the_file() -> anyhow::Result<()> {
 
 #[test]
 fn mlp_output_shape() {
+    let _guard = seeded();
     let spec = NetworkSpec::siren(1);
     let vs = VarStore::new(Device::Cpu);
     let m = model(&vs, &spec);
@@ -219,7 +226,7 @@ fn mlp_output_shape() {
 
 #[test]
 fn a_time_limit_stops_early_with_a_validated_checkpoint() -> anyhow::Result<()> {
-    let _guard = SEEDED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _guard = seeded();
     let spec = NetworkSpec::mlp(&[2, 3, 1])?;
     let val: Vec<Batch> = (0..2).map(|i| make_batch(&spec, i, 8)).collect();
     let dir = tempfile::tempdir()?;
@@ -289,6 +296,7 @@ impl TrainData<Tensor> for Constant {
 
 /// Train [`Disagreeing`] selecting by `select`; the best step, the val records and the test MAE.
 fn train_disagreeing(select: Option<Metric>) -> anyhow::Result<(u64, Vec<serde_json::Value>, f64)> {
+    let _guard = seeded();
     let dir = tempfile::tempdir()?;
     let run = Run::claim(dir.path(), &serde_json::json!({"name": "disagree"}))?;
     let mut vs = VarStore::new(Device::Cpu);
