@@ -15,6 +15,15 @@ use nfn_datasets::{Error, Split};
 use nfn_weightspace::{evaluate_cnn, Activation, WeightSpaceFeatures};
 use tch::{Kind, Tensor};
 
+/// LibTorch's random generator is global and tests run on parallel threads: the generator reseeds
+/// it per group for dropout and the data draw from it, so every test takes this lock (the
+/// byte-identical regeneration check is only meaningful without a concurrent draw).
+static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn seeded() -> std::sync::MutexGuard<'static, ()> {
+    SEEDED.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 const SIDE: i64 = 16;
 const CLASSES: i64 = 4;
 
@@ -101,6 +110,7 @@ fn read_metrics(dir: &Path) -> HashMap<String, Vec<String>> {
 
 #[test]
 fn generated_zoo_loads_reproduces_and_resumes() {
+    let _guard = seeded();
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let (d, cfg) = (data(), config());
@@ -203,6 +213,7 @@ fn generated_zoo_loads_reproduces_and_resumes() {
 
 #[test]
 fn diverging_networks_are_left_out_of_the_splits() {
+    let _guard = seeded();
     let dir = tempfile::tempdir().unwrap();
     let d = data();
     let mut cfg = ZooGenConfig { networks: 8, epochs: vec![0, 1], ..config() };
@@ -223,6 +234,7 @@ fn diverging_networks_are_left_out_of_the_splits() {
 
 #[test]
 fn wsfeat_to_tf_inverts_tf_to_wsfeat() {
+    let _guard = seeded();
     tch::manual_seed(0);
     let flat = Tensor::randn([5, ZOO_NUM_PARAMS], (Kind::Float, tch::Device::Cpu));
     let path = Path::new("layout.csv");
@@ -255,6 +267,7 @@ fn wsfeat_to_tf_inverts_tf_to_wsfeat() {
 
 #[test]
 fn bad_configs_and_inputs_are_refused() {
+    let _guard = seeded();
     let dir = tempfile::tempdir().unwrap();
     let d = data();
     let cfg = config();
