@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use nfn_weightspace::WeightSpaceFeatures;
+use nfn_weightspace::{Shard, WeightSpaceFeatures};
 use nft_model::{Batch, TrainData};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
@@ -46,7 +46,11 @@ fn meta_path(dir: &Path) -> PathBuf {
 
 /// Encode `count` networks into `dir` (eval mode, no gradients, `batch_size` at a time).
 /// `fetch(start, len)` returns networks `start..start+len`; `labels` `[count]` are stored beside
-/// them. `on_chunk(done, total)` is called after each chunk.
+/// them. `on_chunk(done, total)` is called after each chunk of this part.
+///
+/// `part` selects the chunks this process writes ([`Shard::takes`] on the chunk index;
+/// [`Shard::ALL`] for all): `n` processes sharing `dir` with parts `0/n .. n-1/n` together write
+/// the set one process writes, and [`missing_chunks`] tells when it is complete.
 ///
 /// # Errors
 /// [`Error::File`] if `dir` holds a latent set of another shape; data errors from `fetch`; I/O.
@@ -58,6 +62,7 @@ pub fn extract_latents(
     dir: &Path,
     chunk_size: i64,
     batch_size: i64,
+    part: Shard,
     fetch: &mut dyn FnMut(i64, i64) -> Result<WeightSpaceFeatures>,
     on_chunk: &mut dyn FnMut(i64, i64),
 ) -> Result<LatentMeta> {
@@ -81,10 +86,15 @@ pub fn extract_latents(
             ));
         }
     } else {
-        std::fs::write(&meta_file, serde_json::to_string_pretty(&meta)?)?;
+        let json = serde_json::to_string_pretty(&meta)?;
+        // Atomic: processes writing other parts may be reading it.
+        nfn_weightspace::io::write_atomically(&meta_file, |out| {
+            std::io::Write::write_all(out, json.as_bytes()).map_err(|e| e.to_string())
+        })?;
     }
-    let total = meta.num_chunks();
-    for i in 0..total {
+    let mine: Vec<i64> = (0..meta.num_chunks()).filter(|&i| part.takes(i as usize)).collect();
+    let total = mine.len() as i64;
+    for (done, i) in mine.into_iter().enumerate() {
         let path = chunk_path(dir, i);
         if !path.exists() {
             let start = i * chunk_size;
@@ -104,13 +114,27 @@ pub fn extract_latents(
             })?;
             let latents = Tensor::cat(&parts, 0);
             let chunk_labels = labels.narrow(0, start, len).to_kind(Kind::Int64).to(Device::Cpu);
-            let tmp = dir.join(format!(".chunk_{i:05}.safetensors.tmp"));
+            let tmp = dir.join(format!(".chunk_{i:05}.safetensors.tmp{}", std::process::id()));
             Tensor::write_safetensors(&[("latents", &latents), ("labels", &chunk_labels)], &tmp)?;
             std::fs::rename(&tmp, &path)?;
         }
-        on_chunk(i + 1, total);
+        on_chunk(done as i64 + 1, total);
     }
     Ok(meta)
+}
+
+/// The latent set in `dir` and the indices of its chunks not written yet (empty: complete).
+///
+/// # Errors
+/// [`Error::File`] naming `meta.json` if there is no latent set in `dir`.
+pub fn missing_chunks(dir: &Path) -> Result<(LatentMeta, Vec<i64>)> {
+    let meta_file = meta_path(dir);
+    let text = std::fs::read_to_string(&meta_file)
+        .map_err(|e| Error::file(&meta_file, format!("no latent set here ({e})")))?;
+    let meta: LatentMeta = serde_json::from_str(&text)
+        .map_err(|e| Error::file(&meta_file, format!("not a latent set description: {e}")))?;
+    let missing = (0..meta.num_chunks()).filter(|&i| !chunk_path(dir, i).exists()).collect();
+    Ok((meta, missing))
 }
 
 /// Read a complete latent set: `([count, M, D] f32, [count] i64)` on the CPU.

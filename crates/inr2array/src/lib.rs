@@ -23,5 +23,7 @@ pub use config::{ClassifyConfig, PretrainConfig, CLASSIFY_TASK, PRETRAIN_TASK};
 pub use decoder::{DecoderConfig, DecoderType, SpatialDecoder};
 pub use encoder::{EncoderConfig, Inr2ArrayEncoder};
 pub use error::{Error, Result};
-pub use latents::{extract_latents, latent_batches, read_latents, LatentBatches, LatentMeta};
+pub use latents::{
+    extract_latents, latent_batches, missing_chunks, read_latents, LatentBatches, LatentMeta,
+};
 pub use render::{axis_cells, pixel_cells, SpatialRenderer};

@@ -4,11 +4,11 @@
 mod support;
 
 use inr2array::{
-    extract_latents, latent_batches, read_latents, ClassifierConfig, Inr2ArrayEncoder,
-    LatentBatches, TransformerClassifier,
+    extract_latents, latent_batches, missing_chunks, read_latents, ClassifierConfig,
+    Inr2ArrayEncoder, LatentBatches, TransformerClassifier,
 };
 use nfn_weightspace::testing::random_features;
-use nfn_weightspace::NetworkSpec;
+use nfn_weightspace::{NetworkSpec, Shard};
 use nft_model::{evaluate, Metric, Objective, Supervised, Task, TrainData};
 use tch::nn::{OptimizerConfig, VarStore};
 use tch::{Device, Kind, Tensor};
@@ -86,8 +86,9 @@ fn latent_files_round_trip_and_resume() {
             (Kind::Int64, Device::Cpu),
         )))
     };
-    let meta = extract_latents(&enc, 7, &labels, &dir, 3, 2, &mut fetch, &mut |_, _| {})
-        .expect("extraction");
+    let meta =
+        extract_latents(&enc, 7, &labels, &dir, 3, 2, Shard::ALL, &mut fetch, &mut |_, _| {})
+            .expect("extraction");
     assert_eq!((meta.count, meta.num_chunks()), (7, 3));
     assert_eq!(calls, 5); // chunks of 3, 3, 1 in batches of 2
     std::fs::remove_file(dir.join("chunk_00001.safetensors")).expect("chunk exists");
@@ -100,11 +101,32 @@ fn latent_files_round_trip_and_resume() {
             (Kind::Int64, Device::Cpu),
         )))
     };
-    extract_latents(&enc, 7, &labels, &dir, 3, 2, &mut fetch, &mut |_, _| {}).expect("resume");
+    extract_latents(&enc, 7, &labels, &dir, 3, 2, Shard::ALL, &mut fetch, &mut |_, _| {})
+        .expect("resume");
     assert_eq!(calls, 2); // only the missing chunk
     let (_, latents, read_labels) = read_latents(&dir).expect("complete set");
     let direct = tch::no_grad(|| enc.forward_t(&sirens, false));
     assert!(latents.allclose(&direct, 1e-5, 1e-5, false));
     assert_eq!(read_labels, labels);
+    std::fs::remove_dir_all(&dir).expect("temp dir");
+
+    // In two parts (two processes sharing the folder): incomplete after one, the same set after both.
+    let mut fetch = |start: i64, len: i64| {
+        Ok(sirens.index_batch(&Tensor::arange_start(
+            start,
+            start + len,
+            (Kind::Int64, Device::Cpu),
+        )))
+    };
+    let parts = [Shard::new(1, 2).expect("part"), Shard::new(0, 2).expect("part")];
+    extract_latents(&enc, 7, &labels, &dir, 3, 2, parts[0], &mut fetch, &mut |_, _| {})
+        .expect("part 1/2");
+    assert_eq!(missing_chunks(&dir).expect("meta written").1, vec![0, 2]);
+    assert!(read_latents(&dir).is_err());
+    extract_latents(&enc, 7, &labels, &dir, 3, 2, parts[1], &mut fetch, &mut |_, _| {})
+        .expect("part 0/2");
+    assert!(missing_chunks(&dir).expect("meta").1.is_empty());
+    let (_, sharded, _) = read_latents(&dir).expect("complete set");
+    assert!(sharded.allclose(&latents, 1e-6, 1e-6, false));
     std::fs::remove_dir_all(&dir).expect("temp dir");
 }

@@ -42,9 +42,82 @@ pub struct Experiment {
     pub baselines: Vec<BaselineRecord>,
 }
 
-/// The device every command runs on: the first GPU if there is one.
+/// The device chosen for this process by [`choose_device`] (unset: the default).
+static DEVICE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+
+/// Parse a device name: `cpu`, `cuda` (the first GPU) or `cuda:N`.
+///
+/// # Errors
+/// A one-line message naming the accepted forms.
+pub fn parse_device(name: &str) -> Result<Device> {
+    match name.trim() {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Ok(Device::Cuda(0)),
+        other => other
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse::<usize>().ok())
+            .map(Device::Cuda)
+            .with_context(|| format!("unknown device `{other}`: use cpu, cuda or cuda:N")),
+    }
+}
+
+/// Choose the device for every command of this process: `flag` (`--device`), else the
+/// `NFN_DEVICE` environment variable, else the first GPU if LibTorch sees one, else the CPU. A GPU
+/// that is asked for must exist.
+///
+/// # Errors
+/// An unknown name, or a CUDA device LibTorch cannot see (no GPU, or an `nfn` built without the
+/// `cuda` feature, which `cargo xtask` adds by itself on machines with an NVIDIA driver).
+pub fn choose_device(flag: Option<&str>) -> Result<Device> {
+    let from_env = std::env::var("NFN_DEVICE").ok().filter(|v| !v.trim().is_empty());
+    let (asked, source) = match (flag, &from_env) {
+        (Some(f), _) => (Some(f.to_string()), "--device "),
+        (None, Some(e)) => (Some(e.clone()), "NFN_DEVICE="),
+        (None, None) => (None, ""),
+    };
+    let device = match asked {
+        None => Device::cuda_if_available(),
+        Some(name) => {
+            let device = parse_device(&name).with_context(|| format!("{source}{name}"))?;
+            if let Device::Cuda(i) = device {
+                let visible = tch::Cuda::device_count();
+                if i64::try_from(i).map_or(true, |i| i >= visible) {
+                    anyhow::bail!(
+                        "{source}{name}: LibTorch sees {visible} CUDA device(s){}",
+                        if visible == 0 {
+                            " (no GPU here, or this nfn was built without `--features cuda`; \
+                             `cargo xtask` adds it by itself where an NVIDIA driver is present)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+            device
+        }
+    };
+    Ok(*DEVICE.get_or_init(|| device))
+}
+
+/// The device every command runs on: the one [`choose_device`] chose, else the first GPU if there
+/// is one.
 pub fn device() -> Device {
-    Device::cuda_if_available()
+    *DEVICE.get_or_init(Device::cuda_if_available)
+}
+
+/// Parse `--shard i/n` (clap value parser).
+pub fn parse_shard(s: &str) -> std::result::Result<nfn_weightspace::Shard, String> {
+    s.parse().map_err(|e: nfn_weightspace::Error| e.to_string())
+}
+
+/// The device as users write it: `cpu`, `cuda:0`.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cuda(i) => format!("cuda:{i}"),
+        Device::Mps => "mps".into(),
+        Device::Vulkan => "vulkan".into(),
+        Device::Cpu => "cpu".into(),
+    }
 }
 
 /// Trainable parameters in `vs`.

@@ -24,6 +24,10 @@ struct Cli {
     /// thread per process is often faster than oversubscribed threads.
     #[arg(long, global = true)]
     threads: Option<i32>,
+    /// Device to compute on: cpu, cuda (the first GPU) or cuda:N. Default: the `NFN_DEVICE`
+    /// environment variable, else the first GPU LibTorch sees, else the CPU.
+    #[arg(long, global = true)]
+    device: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -53,6 +57,12 @@ enum Command {
     /// Train a zoo of small CNNs (the Small CNN Zoo's architecture and hyperparameter
     /// distributions) and write it in the Small CNN Zoo format (resumable, shardable).
     MakeZoo(commands::make_zoo::Args),
+    /// Extract the Inr2Array latents of an `inr2array_classify` config into its encoder run's
+    /// cache (shardable).
+    Latents(commands::latents::Args),
+    /// Check that a set written in parts (`--shard i/n`) is complete: an INR set, a latent cache,
+    /// or a zoo (whose parts it merges).
+    MergeSet(commands::merge_set::Args),
     /// Rebuild the results pages (one per kind of task) from the runs' summaries.
     Tables(commands::tables::Args),
 }
@@ -63,6 +73,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(t) = cli.threads {
         tch::set_num_threads(t);
+    }
+    if let Err(e) = driver::choose_device(cli.device.as_deref()) {
+        eprintln!("nfn: error: {e:#}");
+        return ExitCode::from(2);
     }
     let result = match cli.command {
         Command::Info => commands::info::run(),
@@ -76,6 +90,8 @@ fn main() -> ExitCode {
         Command::Edit(args) => commands::edit::run(&args),
         Command::Predict(args) => commands::predict::run(&args),
         Command::MakeZoo(args) => commands::make_zoo::run(&args),
+        Command::Latents(args) => commands::latents::run(&args),
+        Command::MergeSet(args) => commands::merge_set::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

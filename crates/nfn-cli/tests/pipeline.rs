@@ -137,6 +137,16 @@ fn every_kind_trains_evaluates_and_tabulates_the_same_way() {
     for (name, text) in &configs {
         let path = dir.path().join(format!("{name}.toml"));
         std::fs::write(&path, text).unwrap();
+        if *name == "latent" {
+            // The latents in two parts, as two machines would make them; training finds them.
+            let cache = runs.join("ae/latents");
+            for part in ["1/2", "0/2"] {
+                nfn(&["latents", path.to_str().unwrap(), "--shard", part]);
+            }
+            let merged = nfn(&["merge-set", cache.to_str().unwrap()]);
+            let out = String::from_utf8_lossy(&merged.stdout);
+            assert!(out.contains("train: 55 latents") && out.contains("complete"), "{out}");
+        }
         nfn(&["train", path.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
     }
 

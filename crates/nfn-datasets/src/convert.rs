@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use nfn_weightspace::NetworkSpec;
+use nfn_weightspace::{NetworkSpec, Shard};
 
 use crate::error::{Error, Result};
 use crate::inr_set::{
@@ -291,15 +291,23 @@ impl ConversionPlan {
     /// [`Error::Mismatch`] if `dir` holds a manifest of another plan (the source changed) or `read`
     /// returns the wrong number of parameters (naming the INR's file); `read`'s errors; I/O errors
     /// naming the file.
+    ///
+    /// `part` selects the shards this process writes ([`Shard::takes`] on the shard's position in
+    /// the manifest; [`Shard::ALL`] for all): `n` processes with parts `0/n .. n-1/n` sharing `dir`
+    /// together write the same set.
     pub fn write(
         &self,
         dir: &Path,
+        part: Shard,
         read: &(dyn Fn(&InrEntry) -> Result<Vec<f32>> + Sync),
         on_event: &mut dyn FnMut(&ConvertEvent),
     ) -> Result<()> {
         self.manifest.create_or_check(dir)?;
         let num_params = self.manifest.spec.num_params();
-        for (shard, members) in self.manifest.shards.iter().zip(&self.members) {
+        for (k, (shard, members)) in self.manifest.shards.iter().zip(&self.members).enumerate() {
+            if !part.takes(k) {
+                continue;
+            }
             let path = dir.join(&shard.file);
             let planned = |r: &ShardRecords| {
                 r.split == shard.split
@@ -358,10 +366,11 @@ impl ConversionPlan {
     pub fn write_reference(
         &self,
         dir: &Path,
+        part: Shard,
         on_event: &mut dyn FnMut(&ConvertEvent),
     ) -> Result<()> {
         let spec = &self.manifest.spec;
-        self.write(dir, &|e: &InrEntry| read_reference_params(&e.path, spec), on_event)
+        self.write(dir, part, &|e: &InrEntry| read_reference_params(&e.path, spec), on_event)
     }
 }
 
@@ -377,6 +386,6 @@ pub fn convert_reference_inrs(
     on_event: &mut dyn FnMut(&ConvertEvent),
 ) -> Result<InrSetManifest> {
     let plan = ConversionPlan::reference(root, options)?;
-    plan.write_reference(dir, on_event)?;
+    plan.write_reference(dir, Shard::ALL, on_event)?;
     Ok(plan.manifest)
 }

@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use tch::Tensor;
+use tch::{Device, Tensor};
 
-use nfn_weightspace::{NetworkSpec, WeightSpaceFeatures};
+use nfn_weightspace::{NetworkSpec, Shard, WeightSpaceFeatures};
 
 use crate::error::{Error, Result};
 use crate::images::ImageSet;
@@ -287,6 +287,53 @@ impl InrSetManifest {
         Ok(())
     }
 
+    /// Which of the planned shards in `dir` are missing or unreadable (not the planned split, copy
+    /// and size, or failing their checksum). An empty list means the set is complete; the
+    /// manifest is written before any shard, so this is how a folder filled by several
+    /// processes ([`write_inr_set_part`]) is known to be done.
+    pub fn missing_shards(&self, dir: &Path) -> Vec<(&ShardInfo, String)> {
+        self.shards
+            .iter()
+            .filter_map(|info| {
+                let path = dir.join(&info.file);
+                if !path.exists() {
+                    return Some((info, "not written yet".to_string()));
+                }
+                match ShardRecords::read(&path) {
+                    Err(e) => Some((info, e.to_string())),
+                    Ok(r) if r.split != info.split || r.copy != info.copy => {
+                        Some((info, "holds another split or copy".to_string()))
+                    }
+                    Ok(r) if r.len() as i64 != info.len => {
+                        Some((info, format!("holds {} INRs, the plan has {}", r.len(), info.len)))
+                    }
+                    Ok(_) => None,
+                }
+            })
+            .collect()
+    }
+
+    /// Check that every planned shard of the set in `dir` is there and readable.
+    ///
+    /// # Errors
+    /// [`Error::File`] naming the folder, the number of missing shards and the first of them.
+    pub fn check_complete(&self, dir: &Path) -> Result<()> {
+        let missing = self.missing_shards(dir);
+        if let Some((first, why)) = missing.first() {
+            return Err(Error::file(
+                dir,
+                format!(
+                    "{} of {} shards missing or unreadable, first {} ({why}); \
+                     run the missing parts again (finished shards are kept)",
+                    missing.len(),
+                    self.shards.len(),
+                    first.file
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Start or resume writing this set into `dir`: create the folder and write the manifest, or,
     /// if one is there, check that it is this one. The source's `from` is not compared, as a
     /// re-run may name the same folder by another path.
@@ -440,6 +487,25 @@ pub fn write_inr_set(
     options: &InrSetOptions,
     on_event: &mut dyn FnMut(&WriteEvent),
 ) -> Result<InrSetManifest> {
+    write_inr_set_part(dir, images, options, Shard::ALL, Device::Cpu, on_event)
+}
+
+/// [`write_inr_set`] for one part of the set, fitting on `device`: only the manifest's shards `k`
+/// that `shard` takes ([`Shard::takes`]). Every part writes the same planned manifest (atomically),
+/// so `n` processes, on one machine or many sharing the folder, each run with their own
+/// `Shard::new(i, n)` and together write the set a single process writes;
+/// [`InrSetManifest::check_complete`] then tells whether every shard is there.
+///
+/// # Errors
+/// As [`write_inr_set`].
+pub fn write_inr_set_part(
+    dir: &Path,
+    images: &ImageSet,
+    options: &InrSetOptions,
+    shard: Shard,
+    device: Device,
+    on_event: &mut dyn FnMut(&WriteEvent),
+) -> Result<InrSetManifest> {
     let manifest = InrSetManifest::plan(options, images.image_shape())?;
     for split in Split::ALL {
         if manifest.splits.range(split)[1] > images.len() {
@@ -452,19 +518,22 @@ pub fn write_inr_set(
         }
     }
     manifest.create_or_check(dir)?;
-    for shard in &manifest.shards {
-        let path = dir.join(&shard.file);
-        if shard_exists_and_valid(&path, shard) {
-            on_event(&WriteEvent::Skipped { shard });
+    for (k, info) in manifest.shards.iter().enumerate() {
+        if !shard.takes(k) {
+            continue;
+        }
+        let path = dir.join(&info.file);
+        if shard_exists_and_valid(&path, info) {
+            on_event(&WriteEvent::Skipped { shard: info });
             continue;
         }
         let start = Instant::now();
-        let records = fit_shard(images, &manifest, &options.fit, shard, on_event)?;
+        let records = fit_shard(images, &manifest, &options.fit, info, device, on_event)?;
         records.write(&path)?;
         let mean_psnr = records.psnr.iter().map(|&p| p as f64).sum::<f64>() / records.len() as f64;
         let min_psnr = records.psnr.iter().map(|&p| p as f64).fold(f64::INFINITY, f64::min);
         on_event(&WriteEvent::Written {
-            shard,
+            shard: info,
             mean_psnr,
             min_psnr,
             seconds: start.elapsed().as_secs_f64(),
@@ -478,15 +547,16 @@ fn fit_shard(
     manifest: &InrSetManifest,
     fit: &SirenFitConfig,
     shard: &ShardInfo,
+    device: Device,
     on_event: &mut dyn FnMut(&WriteEvent),
 ) -> Result<ShardRecords> {
-    let chunk = images.images.f_narrow(0, shard.start, shard.len)?;
+    let chunk = images.images.f_narrow(0, shard.start, shard.len)?.f_to_device(device)?;
     let labels = Vec::<i64>::try_from(images.labels.f_narrow(0, shard.start, shard.len)?)?;
     let cfg = SirenFitConfig { seed: shard.seed, ..fit.clone() };
     let mut cb =
         |progress: &FitProgress| on_event(&WriteEvent::Step { shard, progress: *progress });
     let fit = fit_sirens(&chunk, &cfg, Some(&mut cb))?;
-    let flat = fit.wsfeat.flatten().f_reshape([-1])?; // [n * num_params]
+    let flat = fit.wsfeat.flatten().f_reshape([-1])?.f_to_device(Device::Cpu)?; // [n * num_params]
     Ok(ShardRecords {
         split: shard.split,
         copy: shard.copy,

@@ -16,7 +16,9 @@ pub use images::{ImageSet, DEFAULT_FASHION_MNIST_DIR};
 pub mod siren_fit;
 pub use siren_fit::{fit_sirens, FitProgress, SirenFit, SirenFitConfig};
 pub mod inr_set;
-pub use inr_set::{write_inr_set, InrSetManifest, InrSetOptions, InrSource, Split, SplitRanges};
+pub use inr_set::{
+    write_inr_set, write_inr_set_part, InrSetManifest, InrSetOptions, InrSource, Split, SplitRanges,
+};
 pub mod convert;
 pub use convert::{convert_reference_inrs, ConversionPlan, ConvertOptions};
 pub mod loader;

@@ -14,7 +14,7 @@ use nfn_datasets::inr_set::{InrSetManifest, Split, SplitRanges};
 use nfn_datasets::loader::{InrSet, InrSplit};
 use nfn_datasets::pth::read_state_dict;
 use nfn_datasets::{Error, InrSetOptions, SirenFitConfig};
-use nfn_weightspace::NetworkSpec;
+use nfn_weightspace::{NetworkSpec, Shard};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pth").join(name)
@@ -223,7 +223,7 @@ fn records_in_any_order_keep_their_values() -> Result<()> {
     assert_eq!(plan.total(), 8);
     let out = tempfile::tempdir()?;
     let read = |e: &InrEntry| Ok((0..p).map(|j| value(e.copy, e.image_index, j)).collect());
-    plan.write(out.path(), &read, &mut |_| {})?;
+    plan.write(out.path(), Shard::ALL, &read, &mut |_| {})?;
     let set = InrSet::open(out.path())?;
     for (split, want) in [(Split::Train, vec![0, 2, 4, 5, 4]), (Split::Val, vec![6, 9])] {
         let loaded = set.load(split, true)?;
@@ -238,7 +238,7 @@ fn records_in_any_order_keep_their_values() -> Result<()> {
 
     // A wrong parameter count from the reader names the INR.
     let short = |_: &InrEntry| Ok(vec![0.0; 3]);
-    let err = plan.write(tempfile::tempdir()?.path(), &short, &mut |_| {}).unwrap_err();
+    let err = plan.write(tempfile::tempdir()?.path(), Shard::ALL, &short, &mut |_| {}).unwrap_err();
     assert!(matches!(err, Error::Mismatch { .. }) && err.to_string().contains("mem/"), "{err}");
     // Duplicates and base INRs outside every split are refused, naming the file.
     let dup = vec![

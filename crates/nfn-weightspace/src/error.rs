@@ -43,6 +43,9 @@ pub enum Error {
         /// What is accepted.
         expected: String,
     },
+    /// A job part (`--shard i/n`) that does not exist or does not parse.
+    #[error("invalid shard: {0}")]
+    InvalidShard(String),
     /// A permutation does not fit the spec, or is not a permutation.
     #[error("invalid permutation: {0}")]
     InvalidPermutation(String),

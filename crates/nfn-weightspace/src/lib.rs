@@ -15,6 +15,7 @@ pub mod function;
 pub mod io;
 pub mod permutation;
 pub mod runtime;
+pub mod shard;
 pub mod siren;
 pub mod spec;
 #[cfg(feature = "testing")]
@@ -24,6 +25,7 @@ pub use error::{Error, Result};
 pub use features::{fold, unfold, WeightSpaceFeatures};
 pub use function::{evaluate, evaluate_cnn, evaluate_mlp, Activation};
 pub use permutation::NeuronPermutation;
+pub use shard::Shard;
 pub use siren::{
     pixel_grid, render_siren, siren_init, siren_init_tch_rng, SIREN_HIDDEN, SIREN_OMEGA0,
 };

@@ -11,6 +11,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use nfn_datasets::convert::{ConversionPlan, ConvertEvent, ConvertOptions, DEFAULT_SHARD_SIZE};
+use nfn_weightspace::Shard;
 
 use crate::data::Dataset;
 
@@ -32,6 +33,10 @@ pub struct Args {
     /// INRs per shard.
     #[arg(long, default_value_t = DEFAULT_SHARD_SIZE)]
     pub shard_size: i64,
+    /// Write only shards `k` with `k % n == i` (`i/n`), for N processes or machines sharing the
+    /// output folder; `nfn merge-set <out>` checks the set once all are done.
+    #[arg(long, value_parser = crate::driver::parse_shard)]
+    pub shard: Option<Shard>,
 }
 
 /// Convert the folder, resuming a conversion that was stopped.
@@ -46,23 +51,33 @@ pub fn run(args: &Args) -> Result<()> {
     };
     let plan = ConversionPlan::reference(&args.from, &options)
         .with_context(|| format!("listing the reference SIRENs in {}", args.from.display()))?;
+    let part = args.shard.unwrap_or_default();
     let total = plan.total();
+    let mine: i64 = plan
+        .manifest
+        .shards
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| part.takes(*k))
+        .map(|(_, s)| s.len)
+        .sum();
     eprintln!(
-        "converting {total} INRs ({}, {} extra copies) from {} into {}",
+        "converting {mine} INRs{} ({}, {} extra copies) from {} into {}",
+        if part.is_all() { String::new() } else { format!(" of {total} (shard {part})") },
         args.dataset.name(),
         args.copies,
         args.from.display(),
         out.display()
     );
 
-    let bar = ProgressBar::new(total as u64);
+    let bar = ProgressBar::new(mine as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} INRs [{elapsed_precise} eta {eta}]")
             .expect("a valid progress template"),
     );
     let start = Instant::now();
     let (mut written, mut skipped) = (0usize, 0usize);
-    plan.write_reference(&out, &mut |event| match event {
+    plan.write_reference(&out, part, &mut |event| match event {
         ConvertEvent::Skipped { shard } => {
             skipped += 1;
             bar.inc(shard.len as u64);
@@ -89,5 +104,8 @@ pub fn run(args: &Args) -> Result<()> {
         m.shards.len(),
         start.elapsed().as_secs_f64()
     );
+    if !part.is_all() {
+        crate::commands::merge_set::report_part(&out, part, &plan.manifest);
+    }
     Ok(())
 }

@@ -8,8 +8,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use nfn_datasets::inr_set::{write_inr_set, InrSetOptions, WriteEvent};
+use nfn_datasets::inr_set::{write_inr_set_part, InrSetOptions, WriteEvent};
 use nfn_datasets::siren_fit::SirenFitConfig;
+use nfn_weightspace::Shard;
 
 use crate::data::Dataset;
 
@@ -49,6 +50,10 @@ pub struct Args {
     /// Base seed of the SIREN initialisations.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Fit only shards `k` with `k % n == i` (`i/n`), for N processes or machines sharing the
+    /// output folder; `nfn merge-set <out>` checks the set once all are done.
+    #[arg(long, value_parser = crate::driver::parse_shard)]
+    pub shard: Option<Shard>,
 }
 
 impl Args {
@@ -80,14 +85,23 @@ pub fn run(args: &Args) -> Result<()> {
     let splits = args.limit.map_or(args.dataset.splits(), |n| args.dataset.splits().limited(n));
     let options =
         InrSetOptions { dataset: args.dataset.name().into(), splits, copies: args.copies, fit };
+    let plan = nfn_datasets::InrSetManifest::plan(&options, images.image_shape())?;
+    let part = args.shard.unwrap_or_default();
     let total: i64 =
-        nfn_datasets::InrSetManifest::plan(&options, images.image_shape())?.counts.iter().sum();
+        plan.shards.iter().enumerate().filter(|(k, _)| part.takes(*k)).map(|(_, s)| s.len).sum();
+    let device = crate::driver::device();
     eprintln!(
-        "fitting {total} INRs (train {:?}, val {:?}, test {:?}, {} extra copies) into {}",
+        "fitting {total} INRs{} (train {:?}, val {:?}, test {:?}, {} extra copies) on {} into {}",
+        if part.is_all() {
+            String::new()
+        } else {
+            format!(" of {} (shard {part})", plan.counts.iter().sum::<i64>())
+        },
         splits.train,
         splits.val,
         splits.test,
         args.copies,
+        crate::driver::device_name(device),
         out.display()
     );
 
@@ -100,7 +114,7 @@ pub fn run(args: &Args) -> Result<()> {
     );
     let start = Instant::now();
     let (mut fitted, mut psnr_sum, mut min_psnr) = (0i64, 0.0f64, f64::INFINITY);
-    let manifest = write_inr_set(&out, &images, &options, &mut |event| match event {
+    let manifest = write_inr_set_part(&out, &images, &options, part, device, &mut |event| match event {
         WriteEvent::Skipped { shard } => bar.inc(shard.len as u64),
         WriteEvent::Step { progress, .. } => {
             if progress.step % 10 == 0 {
@@ -134,6 +148,10 @@ pub fn run(args: &Args) -> Result<()> {
             psnr_sum / fitted as f64
         );
     }
-    eprintln!("{} holds {} INRs in {} shards", out.display(), total, manifest.shards.len());
+    if part.is_all() {
+        eprintln!("{} holds {} INRs in {} shards", out.display(), total, manifest.shards.len());
+    } else {
+        crate::commands::merge_set::report_part(&out, part, &manifest);
+    }
     Ok(())
 }

@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use nfn_datasets::cnn_zoo::generate::{
     generate_parts, greyscale, merge_parts, ZooGenConfig, ZooProgress,
 };
+use nfn_weightspace::Shard;
 use tch::{Kind, Tensor};
 
 use crate::data::Dataset;
@@ -87,23 +88,11 @@ pub struct Args {
     #[arg(long)]
     pub train_eval_images: Option<usize>,
     /// Make only groups `g` with `g % n == i` (`i/n`), for N machines sharing the output folder.
-    #[arg(long, value_parser = parse_shard)]
-    pub shard: Option<(usize, usize)>,
+    #[arg(long, value_parser = crate::driver::parse_shard)]
+    pub shard: Option<Shard>,
     /// Only merge the parts already made (after all shards have finished).
     #[arg(long)]
     pub merge_only: bool,
-}
-
-fn parse_shard(s: &str) -> std::result::Result<(usize, usize), String> {
-    let (i, n) = s.split_once('/').ok_or_else(|| format!("{s:?}: expected i/n, e.g. 0/4"))?;
-    let (i, n): (usize, usize) = (
-        i.trim().parse().map_err(|_| format!("{s:?}: bad shard index"))?,
-        n.trim().parse().map_err(|_| format!("{s:?}: bad shard count"))?,
-    );
-    if n == 0 || i >= n {
-        return Err(format!("{s:?}: need 0 <= i < n"));
-    }
-    Ok((i, n))
 }
 
 /// Make (or resume) the zoo, then merge it when every part is there.
@@ -136,7 +125,7 @@ pub fn run(args: &Args) -> Result<()> {
     let cfg =
         ZooGenConfig { train_eval_images: args.train_eval_images.or(cfg.train_eval_images), ..cfg };
     cfg.validate()?;
-    let shard = args.shard.map_or(String::new(), |(i, n)| format!(", shard {i}/{n}"));
+    let shard = args.shard.map_or(String::new(), |s| format!(", shard {s}"));
     eprintln!(
         "nfn: making a zoo of {} CNNs (3 conv 3x3/2 x 16, GAP, dense 10; 4970 params) on {} \
          {}x{} greyscale images ({} train, {} test), {} at once, checkpoints at epochs {:?}{}{shard}, \
@@ -179,7 +168,7 @@ pub fn run(args: &Args) -> Result<()> {
         &test_y,
         &cfg,
         &out,
-        args.shard,
+        args.shard.map(|s| (s.index, s.count)),
         &mut on_progress,
     )?;
     bar.finish();
@@ -206,7 +195,7 @@ pub fn run(args: &Args) -> Result<()> {
 }
 
 /// Merge the parts of the zoo in `out` and report the spread of final accuracies.
-fn merge(out: &Path) -> Result<()> {
+pub fn merge(out: &Path) -> Result<()> {
     let report = merge_parts(out).with_context(|| format!("merging the zoo in {out:?}"))?;
     eprintln!("nfn: {report:?}");
     let png = out.join("accuracy.png");

@@ -2,15 +2,15 @@
 //! INR into a latent array (cached beside the encoder run), and a transformer classifies the arrays;
 //! judged by test accuracy (design.md §5.5).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use inr2array::{
     extract_latents, latent_batches, read_latents, ClassifyConfig, Inr2ArrayAutoencoder,
-    LatentBatches, TransformerClassifier,
+    LatentBatches, PretrainConfig, TransformerClassifier,
 };
 use nfn_datasets::{InrSet, Split};
-use nfn_weightspace::WeightSpaceFeatures;
+use nfn_weightspace::{Shard, WeightSpaceFeatures};
 use nft_model::train::DataRecord;
 use nft_model::{EvalSplits, Evaluation, Metric, Run, RunSummary, Supervised};
 use tch::nn::VarStore;
@@ -20,18 +20,20 @@ use super::classify::dataset_name;
 use super::inr2array_pretrain::{load_pretrained, MODEL_NAME};
 use crate::driver::{device, eval_run, param_count, progress_bar, train_run, Experiment};
 
-/// Latents of `split` from the cache in `<encoder_run>/latents/<split>/`, extracting what is missing.
-fn split_latents(
+/// The cache folder of `split`'s latents: `<encoder_run>/latents/<split>/`.
+pub fn latent_dir(cfg: &ClassifyConfig, split: Split) -> PathBuf {
+    cfg.encoder_run.join("latents").join(split.name())
+}
+
+/// Extract `part` of `split`'s latents into the cache, skipping chunks already there.
+fn extract_split(
     model: &Inr2ArrayAutoencoder,
     set: &InrSet,
     split: Split,
     cfg: &ClassifyConfig,
     device: Device,
-) -> Result<(Tensor, Tensor)> {
-    let dir = cfg.encoder_run.join("latents").join(split.name());
-    if let Ok((_, latents, labels)) = read_latents(&dir) {
-        return Ok((latents, labels));
-    }
+    part: Shard,
+) -> Result<()> {
     let inrs = set.load(split, false)?;
     let bar = progress_bar(&format!("encode {}", split.name()), inrs.len() as u64);
     let mut fetch = |start: i64, len: i64| -> inr2array::Result<WeightSpaceFeatures> {
@@ -43,9 +45,10 @@ fn split_latents(
         model.encoder(),
         inrs.len(),
         &inrs.labels,
-        &dir,
+        &latent_dir(cfg, split),
         cfg.data.chunk_size,
         cfg.data.extract_batch_size,
+        part,
         &mut fetch,
         &mut |done, total| {
             bar.set_length(total as u64);
@@ -53,13 +56,32 @@ fn split_latents(
         },
     )?;
     bar.finish();
+    Ok(())
+}
+
+/// Latents of `split` from the cache, extracting what is missing.
+fn split_latents(
+    model: &Inr2ArrayAutoencoder,
+    set: &InrSet,
+    split: Split,
+    cfg: &ClassifyConfig,
+    device: Device,
+) -> Result<(Tensor, Tensor)> {
+    let dir = latent_dir(cfg, split);
+    if let Ok((_, latents, labels)) = read_latents(&dir) {
+        return Ok((latents, labels));
+    }
+    extract_split(model, set, split, cfg, device, Shard::ALL)?;
     let (_, latents, labels) = read_latents(&dir)?;
     Ok((latents, labels))
 }
 
-/// The latents of every split (train, val, test), extracted with the config's encoder run.
-fn all_latents(cfg: &ClassifyConfig, device: Device) -> Result<([(Tensor, Tensor); 3], String)> {
-    let (pre, set, _enc_vs, autoencoder) = load_pretrained(&cfg.encoder_run, device)?;
+/// The config's encoder run and INR set, checked against the classifier config.
+fn encoder_for(
+    cfg: &ClassifyConfig,
+    device: Device,
+) -> Result<(PretrainConfig, InrSet, VarStore, Inr2ArrayAutoencoder)> {
+    let (pre, set, enc_vs, autoencoder) = load_pretrained(&cfg.encoder_run, device)?;
     if let Some(inrs) = &cfg.data.inrs {
         if inrs != &pre.data.inrs {
             bail!("data.inrs {inrs:?} differs from the encoder run's {:?}", pre.data.inrs);
@@ -72,10 +94,27 @@ fn all_latents(cfg: &ClassifyConfig, device: Device) -> Result<([(Tensor, Tensor
             pre.model.encoder.latent_dim
         );
     }
+    Ok((pre, set, enc_vs, autoencoder))
+}
+
+/// The latents of every split (train, val, test), extracted with the config's encoder run.
+fn all_latents(cfg: &ClassifyConfig, device: Device) -> Result<([(Tensor, Tensor); 3], String)> {
+    let (pre, set, _enc_vs, autoencoder) = encoder_for(cfg, device)?;
     let latents = [Split::Train, Split::Val, Split::Test]
         .map(|split| split_latents(&autoencoder, &set, split, cfg, device));
     let [train, val, test] = latents;
     Ok(([train?, val?, test?], pre.data.inrs.display().to_string()))
+}
+
+/// Extract `part` of every split's latents into the encoder run's cache (for N processes sharing
+/// it, `nfn latents --shard i/n`); training the classifier then finds them there.
+pub fn extract_part(cfg: &ClassifyConfig, part: Shard) -> Result<()> {
+    let device = device();
+    let (_, set, _enc_vs, autoencoder) = encoder_for(cfg, device)?;
+    for split in Split::ALL {
+        extract_split(&autoencoder, &set, split, cfg, device, part)?;
+    }
+    Ok(())
 }
 
 /// Train the latent classifier of `cfg` in `<runs>/<name>/`, resuming it if it holds a checkpoint.
