@@ -5,15 +5,16 @@ mod support;
 
 use inr2array::{EncoderConfig, Inr2ArrayEncoder};
 use nfn_weightspace::testing::{
-    assert_invariant, assert_sensitive_invariant, random_features, random_permutation, TOL_F64,
+    assert_invariant, assert_sensitive_invariant, random_permutation, test_device, test_features,
+    TOL_F64,
 };
 use nfn_weightspace::NetworkSpec;
 use proptest::prelude::*;
-use tch::{nn::VarStore, Device};
+use tch::nn::VarStore;
 
 fn encoder(cfg: &EncoderConfig, seed: u64) -> (VarStore, Inr2ArrayEncoder) {
     tch::manual_seed(seed as i64);
-    let mut vs = VarStore::new(Device::Cpu);
+    let mut vs = VarStore::new(test_device());
     let enc = Inr2ArrayEncoder::new(&vs.root(), &NetworkSpec::siren(1), cfg).expect("valid config");
     vs.double();
     (vs, enc)
@@ -26,7 +27,7 @@ proptest! {
     fn latents_are_invariant(seed in any::<u64>()) {
         let (_vs, enc) = encoder(&support::tiny_encoder(), seed);
         let spec = NetworkSpec::siren(1);
-        let x = random_features(&spec, 2, 1, seed).scale(0.3);
+        let x = test_features(&spec, 2, 1, seed).scale(0.3);
         let f = |w: &_| enc.forward_t(w, false);
         assert_invariant(f, &x, &random_permutation(&spec, seed ^ 1), TOL_F64)?;
         assert_sensitive_invariant(f, &x, seed)?;
@@ -36,7 +37,7 @@ proptest! {
 #[test]
 fn latent_shape_and_default_config() {
     let (_vs, enc) = encoder(&support::tiny_encoder(), 0);
-    let x = random_features(&NetworkSpec::siren(1), 3, 1, 0);
+    let x = test_features(&NetworkSpec::siren(1), 3, 1, 0);
     assert_eq!(enc.forward_t(&x, false).size(), [3, 4, 8]);
     let cfg = EncoderConfig::default();
     assert_eq!((cfg.channels, cfg.num_blocks, cfg.num_latents, cfg.latent_dim), (256, 6, 16, 256));
@@ -48,7 +49,7 @@ fn latent_shape_and_default_config() {
 #[test]
 fn paper_encoder_parameter_count() {
     // The reference encoder has 21.2 M parameters (notes/reference-bench.md).
-    let vs = VarStore::new(Device::Cpu);
+    let vs = VarStore::new(test_device());
     let _enc = Inr2ArrayEncoder::new(&vs.root(), &NetworkSpec::siren(1), &EncoderConfig::default())
         .expect("paper config");
     let params: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();

@@ -11,13 +11,14 @@ mod symmetry;
 mod timing;
 
 use nfn_layers::{HnpLinear, HnpLinearConfig, NpLinear, NpLinearConfig};
+use nfn_weightspace::testing::test_device;
 use nfn_weightspace::NetworkSpec;
 use tch::nn::VarStore;
-use tch::{Device, Kind};
+use tch::Kind;
 
 /// An empty f64 VarStore on the CPU.
 fn f64_store() -> VarStore {
-    let mut vs = VarStore::new(Device::Cpu);
+    let mut vs = VarStore::new(test_device());
     vs.set_kind(Kind::Double);
     vs
 }

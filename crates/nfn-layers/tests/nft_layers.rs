@@ -55,21 +55,21 @@ proptest! {
     #[test]
     fn attention_is_equivariant(spec in any_spec(), heads in 1..3i64, dh in 1..3i64, seed in any::<u64>()) {
         let (_vs, attn) = attention(&spec, heads, dh, seed);
-        let x = random_features(&spec, 2, heads * dh, seed);
+        let x = test_features(&spec, 2, heads * dh, seed);
         assert_equivariant(|ws| attn.forward_t(ws, false), &x, &random_permutation(&spec, seed ^ 1), TOL_F64)?;
     }
 
     #[test]
     fn attention_is_sensitive(spec in any_spec(), heads in 1..3i64, seed in any::<u64>()) {
         let (_vs, attn) = attention(&spec, heads, 2, seed);
-        let x = random_features(&spec, 2, heads * 2, seed);
+        let x = test_features(&spec, 2, heads * 2, seed);
         assert_sensitive_equivariant(|ws| attn.forward_t(ws, false), &x, seed ^ 2)?;
     }
 
     #[test]
     fn block_is_equivariant_and_sensitive(spec in any_spec(), c in prop::sample::select(vec![2i64, 4]), seed in any::<u64>()) {
         let (_vs, blk) = block(&spec, c, seed);
-        let x = random_features(&spec, 2, c, seed);
+        let x = test_features(&spec, 2, c, seed);
         assert_equivariant(|ws| blk.forward_t(ws, false), &x, &random_permutation(&spec, seed ^ 1), TOL_F64)?;
         assert_sensitive_equivariant(|ws| blk.forward_t(ws, false), &x, seed ^ 2)?;
     }
@@ -81,7 +81,7 @@ proptest! {
     fn readout_is_invariant_and_sensitive_behind_a_block(spec in default_mlp_spec(), c in prop::sample::select(vec![2i64, 4]), seed in any::<u64>()) {
         let (_vs, ro) = readout(&spec, c, seed);
         let (_vs2, blk) = block(&spec, c, seed ^ 3);
-        let x = random_features(&spec, 2, c, seed);
+        let x = test_features(&spec, 2, c, seed);
         prop_assert_eq!(ro.forward_t(&x, false).size(), vec![2, 3, 4]);
         let p = random_permutation(&spec, seed ^ 1);
         assert_invariant(|ws| ro.forward_t(ws, false), &x, &p, TOL_F64)?;
@@ -94,7 +94,7 @@ proptest! {
 #[test]
 fn configs_that_do_not_fit_are_rejected() {
     let cnn = NetworkSpec::cnn(1, &[3], [2, 2], 2).unwrap();
-    let vs = nn::VarStore::new(tch::Device::Cpu);
+    let vs = nn::VarStore::new(test_device());
     let shared = NpAttentionConfig { channels: 4, num_heads: 2, ..Default::default() };
     assert!(NpAttention::new(&vs.root(), &cnn, &shared).is_err());
     let bad_heads = NpAttentionConfig { channels: 6, num_heads: 4, ..Default::default() };
@@ -151,7 +151,7 @@ fn block_matches_its_equations() {
             let _ = v.g_add_(&noise);
         }
     });
-    let x = random_features(&spec, 2, 4, 3);
+    let x = test_features(&spec, 2, 4, 3);
     let got = blk.forward_t(&x, false);
     let attn = blk.attention().forward_t(
         &WeightSpaceFeatures::from_parts_unchecked(
@@ -249,7 +249,7 @@ fn readout_matches_its_equations() {
             let _ = v.g_add_(&noise);
         }
     });
-    let x = random_features(&spec, 2, 3, 5);
+    let x = test_features(&spec, 2, 3, 5);
     let got = ro.forward_t(&x, false);
     assert!(got.allclose(&slow_readout(&vs, &x), 1e-10, 1e-10, false));
 }
@@ -267,7 +267,7 @@ fn tiny_cnn() -> NetworkSpec {
 fn attention_passes_central_differences() {
     for spec in [NetworkSpec::mlp(&[2, 3, 2, 1]).unwrap(), tiny_cnn()] {
         let (vs, attn) = attention(&spec, 2, 2, 12);
-        let x = leaf_features(&random_features(&spec, 2, 4, 13));
+        let x = leaf_features(&test_features(&spec, 2, 4, 13));
         let inputs: Vec<&Tensor> = x.weights().iter().chain(x.biases()).collect();
         check_gradients(&vs, &inputs, 6, || ws_loss(&attn.forward_t(&x, false)));
     }
@@ -277,7 +277,7 @@ fn attention_passes_central_differences() {
 fn readout_passes_central_differences() {
     let spec = NetworkSpec::mlp(&[2, 3, 1]).unwrap();
     let (vs, ro) = readout(&spec, 3, 14);
-    let x = leaf_features(&random_features(&spec, 2, 3, 15));
+    let x = leaf_features(&test_features(&spec, 2, 3, 15));
     let inputs: Vec<&Tensor> = x.weights().iter().chain(x.biases()).collect();
     check_gradients(&vs, &inputs, 6, || tensor_loss(&ro.forward_t(&x, false)));
 }
@@ -286,13 +286,13 @@ fn readout_passes_central_differences() {
 fn nft_layers_have_finite_gradients() {
     for spec in [NetworkSpec::mlp(&[2, 5, 4, 1]).unwrap(), tiny_cnn()] {
         let (vs, blk) = block(&spec, 4, 16);
-        let x = leaf_features(&random_features(&spec, 3, 4, 17));
+        let x = leaf_features(&test_features(&spec, 3, 4, 17));
         tch::manual_seed(0);
         assert_finite_grads(&vs, &ws_loss(&blk.forward_t(&x, true)));
     }
     let spec = NetworkSpec::mlp(&[2, 5, 4, 1]).unwrap();
     let (vs, ro) = readout(&spec, 3, 18);
-    let x = random_features(&spec, 3, 3, 19);
+    let x = test_features(&spec, 3, 3, 19);
     assert_finite_grads(&vs, &tensor_loss(&ro.forward_t(&x, true)));
 }
 
@@ -301,7 +301,7 @@ fn attention_dropout_is_off_in_eval_and_on_in_training() {
     let spec = NetworkSpec::mlp(&[2, 6, 5, 1]).unwrap();
     let cfg = NpAttentionConfig { channels: 4, num_heads: 2, dropout: 0.5, ..Default::default() };
     let (_vs, attn) = build_f64(20, |vs| NpAttention::new(vs, &spec, &cfg).unwrap());
-    let x = random_features(&spec, 2, 4, 21);
+    let x = test_features(&spec, 2, 4, 21);
     let a = attn.forward_t(&x, false).flatten();
     assert!(a.allclose(&attn.forward_t(&x, false).flatten(), 0.0, 0.0, false));
     tch::manual_seed(1);

@@ -24,7 +24,7 @@ proptest! {
         let (_vs, layer) = build_f64(seed as i64, |vs| {
             Pointwise::new(vs, &spec, &PointwiseConfig { c_in, c_out }).unwrap()
         });
-        let x = random_features(&spec, 2, c_in, seed);
+        let x = test_features(&spec, 2, c_in, seed);
         let out = layer.forward_t(&x, false);
         prop_assert_eq!(out.channels(), c_out);
         prop_assert_eq!(out.spec().unwrap(), spec.clone());
@@ -36,21 +36,21 @@ proptest! {
         let (_vs, layer) = build_f64(seed as i64, |vs| {
             WsLayerNorm::new(vs, &spec, &WsLayerNormConfig { channels: c, ..Default::default() }).unwrap()
         });
-        let x = random_features(&spec, 2, c, seed);
+        let x = test_features(&spec, 2, c, seed);
         assert_equivariant(|ws| layer.forward_t(ws, false), &x, &random_permutation(&spec, seed ^ 1), TOL_F64)?;
     }
 
     #[test]
     fn activations_are_equivariant(spec in any_spec(), c in 1..4i64, a in 0..3usize, seed in any::<u64>()) {
         let act = [WsActivation::Relu, WsActivation::Gelu, WsActivation::Tanh][a];
-        let x = random_features(&spec, 2, c, seed);
+        let x = test_features(&spec, 2, c, seed);
         assert_equivariant(|ws| act.forward_t(ws, false), &x, &random_permutation(&spec, seed ^ 1), TOL_F64)?;
     }
 
     #[test]
     fn encodings_are_equivariant(spec in any_spec(), c in 1..4i64, seed in any::<u64>()) {
         let p = random_permutation(&spec, seed ^ 1);
-        let x = random_features(&spec, 2, c, seed);
+        let x = test_features(&spec, 2, c, seed);
         let (_vs, gff) = build_f64(seed as i64, |vs| {
             let cfg = GaussianFourierConfig { in_channels: c, mapping_size: 3, scale: 1.0 };
             GaussianFourierFeatures::new(vs, &spec, &cfg).unwrap()
@@ -87,7 +87,7 @@ fn layer_norm_matches_its_formula() {
     let (_vs, ln) = build_f64(1, |vs| {
         WsLayerNorm::new(vs, &spec, &WsLayerNormConfig { channels: 3, eps: 1e-5 }).unwrap()
     });
-    let x = random_features(&spec, 2, 3, 9);
+    let x = test_features(&spec, 2, 3, 9);
     let y = ln.forward_t(&x, false);
     // Conv weights normalise the folded 3 * 2 * 2 vector jointly; unbiased std, eps outside sqrt.
     let w = nfn_weightspace::fold(x.weight(0)); // [2, 12, 3, 2]
@@ -135,7 +135,7 @@ fn dropouts_act_only_in_training() {
 #[test]
 fn shared_blocks_have_finite_gradients() {
     let spec = siren_like();
-    let x = leaf_features(&random_features(&spec, 2, 3, 4));
+    let x = leaf_features(&test_features(&spec, 2, 3, 4));
     let (vs, (pw, ln, pos, gff, scale)) = build_f64(5, |vs| {
         (
             Pointwise::new(&(vs / "pw"), &spec, &PointwiseConfig { c_in: 6, c_out: 3 }).unwrap(),
@@ -172,7 +172,7 @@ fn layer_norm_and_pointwise_pass_central_differences() {
         nfn_weightspace::LayerSpec::dense(2, 2),
     ])
     .unwrap();
-    let x = leaf_features(&random_features(&spec, 2, 3, 11));
+    let x = leaf_features(&test_features(&spec, 2, 3, 11));
     let (vs, (ln, pw)) = build_f64(6, |vs| {
         (
             WsLayerNorm::new(&(vs / "ln"), &spec, &WsLayerNormConfig { channels: 3, eps: 1e-5 })

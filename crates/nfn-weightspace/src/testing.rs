@@ -18,7 +18,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::features::WeightSpaceFeatures;
 use crate::permutation::NeuronPermutation;
@@ -31,6 +31,35 @@ pub const TOL_F64: f64 = 1e-9;
 pub const TOL_F32: f64 = 1e-3;
 /// An output that changes by less than this is treated as unchanged by the sensitivity checks.
 pub const SENSITIVITY_MIN_CHANGE: f64 = 1e-6;
+
+/// The device the symmetry tests run on: `NFN_TEST_DEVICE` = `cpu` (the default), `cuda` or
+/// `cuda:N`. The `assert_*` helpers below move their input there, and the symmetry suites build
+/// their layers there, so `NFN_TEST_DEVICE=cuda cargo test` (run by `cargo xtask gpu-check`) checks
+/// every equivariance claim on the GPU kernels too. Everything stays f64.
+///
+/// # Panics
+/// On another value, or a CUDA device LibTorch cannot see (a test run that asks for the GPU must
+/// not quietly test the CPU).
+pub fn test_device() -> Device {
+    let name = std::env::var("NFN_TEST_DEVICE").unwrap_or_default();
+    let device = match name.trim() {
+        "" | "cpu" => return Device::Cpu,
+        "cuda" => Device::Cuda(0),
+        other => match other.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
+            Some(i) => Device::Cuda(i),
+            None => panic!("NFN_TEST_DEVICE={other}: use cpu, cuda or cuda:N"),
+        },
+    };
+    let visible = tch::Cuda::device_count();
+    if let Device::Cuda(i) = device {
+        assert!(
+            (i as i64) < visible,
+            "NFN_TEST_DEVICE={name}: LibTorch sees {visible} CUDA device(s) (build with the \
+             nfn-cli/cuda feature on a GPU machine)"
+        );
+    }
+    device
+}
 
 /// MLP specs with `layers` weight layers and every dim in `widths`.
 pub fn mlp_spec(
@@ -92,6 +121,11 @@ pub fn random_features(spec: &NetworkSpec, b: i64, c: i64, seed: u64) -> WeightS
         let data: Vec<f64> = (0..n).map(|_| StandardNormal.sample(&mut rng)).collect();
         Tensor::from_slice(&data).reshape(shape)
     })
+}
+
+/// [`random_features`] on [`test_device`]: the input of the symmetry suites.
+pub fn test_features(spec: &NetworkSpec, b: i64, c: i64, seed: u64) -> WeightSpaceFeatures {
+    random_features(spec, b, c, seed).to_device(test_device())
 }
 
 /// A random hidden-neuron permutation from `seed`.
@@ -163,6 +197,7 @@ pub fn assert_equivariant(
     perm: &NeuronPermutation,
     tol: f64,
 ) -> Result<(), TestCaseError> {
+    let x = &x.to_device(test_device());
     let px = perm.apply(x).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let lhs = f(&px);
     let rhs = perm.apply(&f(x)).map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -179,6 +214,7 @@ pub fn assert_invariant(
     perm: &NeuronPermutation,
     tol: f64,
 ) -> Result<(), TestCaseError> {
+    let x = &x.to_device(test_device());
     let px = perm.apply(x).map_err(|e| TestCaseError::fail(e.to_string()))?;
     close(&f(&px), &f(x), tol)
 }
@@ -193,6 +229,7 @@ pub fn assert_sensitive_equivariant(
     x: &WeightSpaceFeatures,
     seed: u64,
 ) -> Result<(), TestCaseError> {
+    let x = &x.to_device(test_device());
     let spec = x.spec().map_err(|e| TestCaseError::fail(e.to_string()))?;
     let Some((m, perm)) = uncoupled_choice(&spec, seed) else { return Err(no_uncoupled()) };
     let lhs = f(&permute_rows_only(x, m, &perm)).flatten();
@@ -215,6 +252,7 @@ pub fn assert_sensitive_invariant(
     x: &WeightSpaceFeatures,
     seed: u64,
 ) -> Result<(), TestCaseError> {
+    let x = &x.to_device(test_device());
     let spec = x.spec().map_err(|e| TestCaseError::fail(e.to_string()))?;
     let Some((m, perm)) = uncoupled_choice(&spec, seed) else { return Err(no_uncoupled()) };
     let diff = max_abs_diff(&f(&permute_rows_only(x, m, &perm)), &f(x));

@@ -6,7 +6,7 @@ use nfn_weightspace::testing::*;
 use nfn_weightspace::NetworkSpec;
 use nft_model::*;
 use proptest::prelude::*;
-use tch::{nn::VarStore, Device, Kind};
+use tch::{nn::VarStore, Kind};
 
 fn small_configs(cnn: bool) -> Vec<ModelConfig> {
     let head = MlpHeadConfig { hidden: vec![16], dropout: 0.0 };
@@ -55,11 +55,11 @@ fn small_configs(cnn: bool) -> Vec<ModelConfig> {
 }
 
 fn check(spec: &NetworkSpec, seed: u64) -> std::result::Result<(), TestCaseError> {
-    let x = random_features(spec, 2, 1, seed);
+    let x = test_features(spec, 2, 1, seed);
     let perm = random_permutation(spec, seed ^ 7);
     for cfg in small_configs(spec.is_cnn()) {
         tch::manual_seed(seed as i64);
-        let mut vs = VarStore::new(Device::Cpu);
+        let mut vs = VarStore::new(test_device());
         let model =
             cfg.build(&vs.root(), spec, 3).map_err(|e| TestCaseError::fail(e.to_string()))?;
         vs.double();
@@ -93,9 +93,9 @@ proptest! {
 #[test]
 fn the_mlp_baseline_is_not_invariant() {
     let spec = NetworkSpec::mlp(&[2, 6, 6, 1]).unwrap();
-    let vs = VarStore::new(Device::Cpu);
+    let vs = VarStore::new(test_device());
     let model = ModelConfig::Mlp(MlpConfig::default()).build(&vs.root(), &spec, 3).unwrap();
-    let x = random_features(&spec, 2, 1, 0).to_kind(Kind::Float).unwrap();
+    let x = test_features(&spec, 2, 1, 0).to_kind(Kind::Float).unwrap();
     let perm = random_permutation(&spec, 1);
     assert!(assert_invariant(|ws| model.forward_t(ws, false), &x, &perm, TOL_F32).is_err());
 }
@@ -106,10 +106,10 @@ proptest! {
     #[test]
     fn editing_models_are_equivariant(spec in prop_oneof![mlp_spec(2..=4, 1..=8), small_cnn_spec()], seed in any::<u64>()) {
         use nfn_layers::WsModuleT;
-        let x = random_features(&spec, 2, 1, seed);
+        let x = test_features(&spec, 2, 1, seed);
         let perm = random_permutation(&spec, seed ^ 3);
         tch::manual_seed(seed as i64);
-        let mut vs = VarStore::new(Device::Cpu);
+        let mut vs = VarStore::new(test_device());
         let fourier = nfn_layers::GaussianFourierConfig { in_channels: 1, mapping_size: 4, scale: 1.0 };
         let models: Vec<Box<dyn WsModuleT>> = vec![
             Box::new(NftEditor::new(&(vs.root() / "nft"), &spec, &NftEditorConfig {

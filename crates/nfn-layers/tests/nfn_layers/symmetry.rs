@@ -29,7 +29,7 @@ proptest! {
         seed in 0..1000u64,
     ) {
         let (_vs, layer) = np_linear(&spec, &np_cfg(c_in, c_out, io), seed);
-        let x = random_features(&spec, 2, c_in, seed);
+        let x = test_features(&spec, 2, c_in, seed);
         let p = random_permutation(&spec, seed + 1);
         assert_equivariant(|ws| layer.forward_t(ws, false), &x, &p, TOL_F64)?;
     }
@@ -43,7 +43,7 @@ proptest! {
         seed in 0..1000u64,
     ) {
         let (_vs, layer) = np_linear(&spec, &np_cfg(c_in, c_out, io), seed);
-        let x = random_features(&spec, 2, c_in, seed);
+        let x = test_features(&spec, 2, c_in, seed);
         let p = random_permutation(&spec, seed + 1);
         assert_equivariant(|ws| layer.forward_t(ws, false), &x, &p, TOL_F64)?;
     }
@@ -53,7 +53,7 @@ proptest! {
         spec in any_spec(), c_in in 1..4i64, io in any::<bool>(), seed in 0..1000u64,
     ) {
         let (_vs, layer) = np_linear(&spec, &np_cfg(c_in, 2, io), seed);
-        let x = random_features(&spec, 2, c_in, seed);
+        let x = test_features(&spec, 2, c_in, seed);
         assert_sensitive_equivariant(|ws| layer.forward_t(ws, false), &x, seed)?;
     }
 
@@ -62,7 +62,7 @@ proptest! {
         spec in default_mlp_spec(), c_in in 1..4i64, c_out in 1..4i64, seed in 0..1000u64,
     ) {
         let (_vs, layer) = hnp_linear(&spec, c_in, c_out, seed);
-        let x = random_features(&spec, 2, c_in, seed);
+        let x = test_features(&spec, 2, c_in, seed);
         let p = random_permutation(&spec, seed + 1);
         assert_equivariant(|ws| layer.forward_t(ws, false), &x, &p, TOL_F64)?;
     }
@@ -72,7 +72,7 @@ proptest! {
         spec in small_cnn_spec(), c_in in 1..4i64, c_out in 1..4i64, seed in 0..1000u64,
     ) {
         let (_vs, layer) = hnp_linear(&spec, c_in, c_out, seed);
-        let x = random_features(&spec, 2, c_in, seed);
+        let x = test_features(&spec, 2, c_in, seed);
         let p = random_permutation(&spec, seed + 1);
         assert_equivariant(|ws| layer.forward_t(ws, false), &x, &p, TOL_F64)?;
     }
@@ -80,7 +80,7 @@ proptest! {
     #[test]
     fn hnp_linear_is_sensitive(spec in any_spec(), c_in in 1..4i64, seed in 0..1000u64) {
         let (_vs, layer) = hnp_linear(&spec, c_in, 2, seed);
-        let x = random_features(&spec, 2, c_in, seed);
+        let x = test_features(&spec, 2, c_in, seed);
         assert_sensitive_equivariant(|ws| layer.forward_t(ws, false), &x, seed)?;
     }
 
@@ -88,7 +88,7 @@ proptest! {
     fn readouts_are_invariant_with_documented_widths(
         spec in any_spec(), c in 1..4i64, seed in 0..1000u64,
     ) {
-        let x = random_features(&spec, 2, c, seed);
+        let x = test_features(&spec, 2, c, seed);
         let p = random_permutation(&spec, seed + 1);
         let np = NpPool::new(&spec);
         let hnp = HnpPool::new(&spec).expect("test specs have two or more layers");
@@ -113,7 +113,7 @@ proptest! {
     fn readouts_after_layer_and_relu_are_sensitive(
         spec in any_spec(), c_in in 1..3i64, seed in 0..1000u64,
     ) {
-        let x = random_features(&spec, 2, c_in, seed);
+        let x = test_features(&spec, 2, c_in, seed);
         let (_vs, np_layer) = np_linear(&spec, &np_cfg(c_in, 2, false), seed);
         let (_vs2, hnp_layer) = hnp_linear(&spec, c_in, 2, seed);
         let np_relu = |ws: &WeightSpaceFeatures| np_layer.forward_t(ws, false).map(Tensor::relu);
@@ -130,7 +130,7 @@ proptest! {
 #[test]
 fn readouts_ignore_uncoupled_permutations() {
     let spec = NetworkSpec::mlp(&[3, 5, 4, 2]).expect("valid");
-    let x = random_features(&spec, 2, 2, 0);
+    let x = test_features(&spec, 2, 2, 0);
     let np = NpPool::new(&spec);
     let hnp = HnpPool::new(&spec).expect("three layers");
     let stats = StatFeaturizer::new(&spec);
@@ -159,7 +159,7 @@ fn max_abs_diff(a: &WeightSpaceFeatures, b: &WeightSpaceFeatures) -> f64 {
 #[test]
 fn only_np_without_io_embedding_ignores_input_order() {
     let spec = NetworkSpec::cnn(3, &[4, 3], [2, 2], 2).expect("valid");
-    let x = random_features(&spec, 2, 2, 5);
+    let x = test_features(&spec, 2, 2, 5);
     let perm = [2, 0, 1];
     let (_vs, plain) = np_linear(&spec, &np_cfg(2, 3, false), 1);
     let (_vs2, embedded) = np_linear(&spec, &np_cfg(2, 3, true), 1);
@@ -198,7 +198,7 @@ fn configs_that_do_not_fit_are_errors() {
 fn np_linear_handles_a_single_layer_with_io_embedding() {
     let spec = NetworkSpec::mlp(&[3, 2]).expect("valid");
     let (_vs, layer) = np_linear(&spec, &np_cfg(2, 3, true), 0);
-    let y = layer.forward_t(&random_features(&spec, 2, 2, 0), false);
+    let y = layer.forward_t(&test_features(&spec, 2, 2, 0), false);
     assert_eq!(y.weight(0).size(), vec![2, 3, 2, 3]);
     assert_eq!(y.bias(0).size(), vec![2, 3, 2]);
 }

@@ -2,9 +2,10 @@
 //! configs, gradient checks.
 #![allow(dead_code)]
 
+use nfn_weightspace::testing::test_device;
 use nfn_weightspace::WeightSpaceFeatures;
 use proptest::test_runner::{Config, RngSeed};
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Kind, Tensor};
 
 /// Tolerance of the central-difference gradient checks (f64, step 1e-6).
 pub const GRAD_TOL: f64 = 1e-6;
@@ -17,7 +18,7 @@ pub fn cases(cases: u32) -> Config {
 /// Build a layer in a fresh var store (seeded), then switch every variable to f64.
 pub fn build_f64<T>(seed: i64, f: impl FnOnce(&nn::Path) -> T) -> (nn::VarStore, T) {
     tch::manual_seed(seed);
-    let mut vs = nn::VarStore::new(Device::Cpu);
+    let mut vs = nn::VarStore::new(test_device());
     let layer = f(&vs.root());
     vs.double();
     (vs, layer)
