@@ -160,7 +160,7 @@ pub fn train_run<T: Task>(
 ) -> Result<RunSummary> {
     let d = &exp.data;
     eprintln!(
-        "nfn: training {} ({}, {:.2} M params) on {} / {} / {} networks of {}, {} steps x {}, on {:?}",
+        "nfn: training {} ({}, {:.2} M params) on {} / {} / {} networks of {}, {} steps x {}, on {}",
         exp.name,
         exp.model,
         exp.params as f64 / 1e6,
@@ -170,7 +170,7 @@ pub fn train_run<T: Task>(
         d.name,
         trainer.steps,
         exp.batch_size,
-        vs.device()
+        device_name(vs.device())
     );
     let bar = progress_bar(&exp.name, trainer.steps);
     let headline = exp.headline;

@@ -129,7 +129,7 @@ pub fn run(args: &Args) -> Result<()> {
     eprintln!(
         "nfn: making a zoo of {} CNNs (3 conv 3x3/2 x 16, GAP, dense 10; 4970 params) on {} \
          {}x{} greyscale images ({} train, {} test), {} at once, checkpoints at epochs {:?}{}{shard}, \
-         on {:?}, into {}",
+         on {}, into {}",
         cfg.networks,
         args.dataset.name(),
         train_x.size()[2],
@@ -139,7 +139,7 @@ pub fn run(args: &Args) -> Result<()> {
         cfg.group,
         cfg.epochs,
         cfg.steps_per_epoch.map_or(String::new(), |s| format!(" (at most {s} steps each)")),
-        cfg.device,
+        crate::driver::device_name(cfg.device),
         out.display()
     );
     let bar = progress_bar("make-zoo", cfg.networks as u64);
