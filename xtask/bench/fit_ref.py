@@ -1,12 +1,14 @@
 """Side-by-side SIREN fitting benchmark, PyTorch side (run by `cargo xtask bench fit`).
 
-    .venv/bin/python xtask/bench/fit_ref.py <mode: loop|vmap> <n> <steps> [lr]
+    .venv/bin/python xtask/bench/fit_ref.py <mode: loop|vmap> <n> <steps> [lr] [--device cpu|cuda|cuda:N]
 
 Fits SIRENs 2-32-32-1 (omega_0 = 30, the reference init, design.md §6.1) to the first n FashionMNIST
 training images scaled to [-1, 1], full batch over the 28x28 grid, Adam, and prints one JSON line:
 {"mode", "n", "steps", "seconds", "inrs_per_s", "mean_psnr", "min_psnr"}. PSNR is on the [-1, 1]
 range (10 log10(4 / mse)). "loop" fits one plain nn.Module at a time; "vmap" fits all n at once with
 torch.func.stack_module_state + vmap(functional_call), each SIREN with its own loss term and Adam state.
+`--device` (default cpu) makes it the default device, so models, grid and images are created there
+(the timing ends with a copy of the PSNRs to the host, which waits for the GPU).
 """
 import copy
 import gzip
@@ -94,11 +96,22 @@ def fit_vmap(targets, steps, lr):
     return [psnr(m) for m in mse.tolist()]
 
 
+def split_device(argv):
+    """Take `--device <name>` (default cpu) out of the arguments: (device, the other arguments)."""
+    if "--device" in argv:
+        i = argv.index("--device")
+        return argv[i + 1], argv[:i] + argv[i + 2:]
+    return "cpu", argv
+
+
 def main():
-    mode, n, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    lr = float(sys.argv[4]) if len(sys.argv) > 4 else 1e-3
+    device, args = split_device(sys.argv[1:])
+    if device != "cpu":
+        torch.set_default_device(device)
+    mode, n, steps = args[0], int(args[1]), int(args[2])
+    lr = float(args[3]) if len(args) > 3 else 1e-3
     torch.manual_seed(0)
-    targets = images(n)
+    targets = images(n).to(device)
     start = time.perf_counter()
     values = fit_loop(targets, steps, lr) if mode == "loop" else fit_vmap(targets, steps, lr)
     seconds = time.perf_counter() - start

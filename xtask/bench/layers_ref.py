@@ -1,8 +1,10 @@
 """Side-by-side benchmark, PyTorch reference side: one layer configuration per process.
 
 Run by `cargo xtask bench layers` with the project's .venv (torch 2.11, nfn==0.1.2 from PyPI):
-    .venv/bin/python xtask/bench/layers_ref.py <config> <batch> <iters>
+    .venv/bin/python xtask/bench/layers_ref.py <config> <batch> <iters> [--device cpu|cuda|cuda:N]
 prints one JSON line: {"config", "batch", "fwd_ms", "fwdbwd_ms", "peak_mb", "params"}.
+`--device` (default cpu) makes it the default device, so the model and the data are created there;
+on CUDA each timing waits for the GPU.
 
 The models are composed from the reference package's layers with the reference's arguments (the
 package ships layers, not the model assemblies); the Rust side builds the same shapes.
@@ -19,6 +21,20 @@ from nfn.common import WeightSpaceFeatures, network_spec_from_wsfeat
 from nfn import layers as L
 
 torch.set_num_threads(2)
+DEVICE = "cpu"
+
+
+def split_device(argv):
+    """Take `--device <name>` (default cpu) out of the arguments: (device, the other arguments)."""
+    if "--device" in argv:
+        i = argv.index("--device")
+        return argv[i + 1], argv[:i] + argv[i + 2:]
+    return "cpu", argv
+
+
+def sync():
+    if DEVICE.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def siren_batch(b, channels=1):
@@ -209,16 +225,22 @@ def build(config, b):
 
 def median_ms(fn, iters):
     fn()
+    sync()
     times = []
     for _ in range(iters):
         t = time.perf_counter()
         fn()
+        sync()
         times.append((time.perf_counter() - t) * 1e3)
     return statistics.median(times)
 
 
 def main():
-    config, b, iters = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    global DEVICE
+    DEVICE, args = split_device(sys.argv[1:])
+    if DEVICE != "cpu":
+        torch.set_default_device(DEVICE)
+    config, b, iters = args[0], int(args[1]), int(args[2])
     torch.manual_seed(0)
     f, mods, x, loss_fn = build(config, b)
     mods.eval()

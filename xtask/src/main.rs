@@ -2,8 +2,11 @@
 //!
 //! `setup` installs PyTorch 2.11.0 (LibTorch for tch 0.24.0) into `.venv/` and FashionMNIST;
 //! `test` runs fmt, clippy, the test suite and the docs; `demo` runs the main job through `nfn`.
+//! Where there is an NVIDIA GPU, `nfn` and the bench binaries are built with `--features cuda`
+//! ([`gpu`]); `gpu-check` is the prepared check for such a machine.
 
 mod commands;
+mod gpu;
 mod util;
 
 use std::process::ExitCode;
@@ -41,6 +44,10 @@ enum Command {
     Bench(commands::bench::Args),
     /// Download a data set into data/ (resumable, verified): mnist, cifar10, siren-*, cnn-zoo-*.
     Download(commands::download::Args),
+    /// The prepared check for a machine with an NVIDIA GPU: CUDA build, tests on the GPU, the
+    /// layers/inr2array/fit benches on the GPU and a step-budget demo training, each timed and with a
+    /// timeout; writes one report (default docs/bench/gpu.md). `--dry-run` checks it without a GPU.
+    GpuCheck(commands::gpu_check::Args),
 }
 
 /// Run the task; errors print as one line (the cause chain, no backtrace) and exit with 2.
@@ -57,6 +64,7 @@ fn main() -> ExitCode {
         Command::Show(args) => commands::show::run(&args),
         Command::Bench(args) => commands::bench::run(&args),
         Command::Download(args) => commands::download::run(&args),
+        Command::GpuCheck(args) => commands::gpu_check::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -97,7 +97,27 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<Tensor> {
     read_float(path, None, || open(path))?.to_tensor()
 }
 
-/// Write `path` atomically: `f` writes a temporary file in the same folder, which is then renamed.
+/// A temporary name beside `path` for writing it atomically: `.tmp-<host>-<pid>-<n>-<name>`, which
+/// keeps the extension (safetensors writers want it) and is unique across the processes of one
+/// machine and across machines (or Kubernetes pods, which often all run as pid 1) writing parts of
+/// one job into a shared folder.
+pub fn temp_path(path: &Path) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let host = HOST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect())
+            .unwrap_or_default()
+    });
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".tmp-{host}-{}-{n}-{name}", std::process::id()))
+}
+
+/// Write `path` atomically: `f` writes a temporary file in the same folder ([`temp_path`]), which
+/// is then renamed.
 ///
 /// # Errors
 /// [`Error::File`] naming `path` if writing or renaming fails.
@@ -105,9 +125,10 @@ pub fn write_atomically(
     path: &Path,
     f: impl FnOnce(&mut BufWriter<File>) -> std::result::Result<(), String>,
 ) -> Result<()> {
-    let name = path.file_name().ok_or_else(|| Error::file(path, "not a file path"))?;
-    let mut tmp = PathBuf::from(path);
-    tmp.set_file_name(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+    if path.file_name().is_none() {
+        return Err(Error::file(path, "not a file path"));
+    }
+    let tmp = temp_path(path);
     let result = (|| {
         let mut out = BufWriter::new(File::create(&tmp).map_err(|e| e.to_string())?);
         f(&mut out)?;

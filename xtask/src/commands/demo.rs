@@ -1,7 +1,8 @@
 //! `cargo xtask demo`: the main job on a built-in default. It fits SIREN INRs to a FashionMNIST subset,
 //! trains the NFT classifier and the MLP-on-weights baseline on them (CPU-sized configs
 //! `xtask/configs/demo_*.toml`), and prints both test accuracies and the elapsed time. Everything runs
-//! through the release `nfn` binary; finished steps are reused when it is run again.
+//! through the release `nfn` binary (a CUDA build where there is a GPU; its first line says which
+//! device); finished steps are reused when it is run again.
 
 use std::path::Path;
 use std::time::Instant;
@@ -13,6 +14,8 @@ use crate::util::root;
 
 /// The demo's INR data set.
 pub const DEMO_INRS: &str = "data/inrs/fashion-mnist-demo";
+/// Training images the demo fits by default (validation and test get the same fraction of theirs).
+pub const DEMO_LIMIT: i64 = 3000;
 /// The demo's experiment configs, in the order they are trained.
 pub const DEMO_CONFIGS: [&str; 2] = ["xtask/configs/demo_nft.toml", "xtask/configs/demo_mlp.toml"];
 
@@ -20,7 +23,7 @@ pub const DEMO_CONFIGS: [&str; 2] = ["xtask/configs/demo_nft.toml", "xtask/confi
 #[derive(clap::Args)]
 pub struct Args {
     /// Training images to fit (validation and test get the same fraction of theirs).
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = DEMO_LIMIT)]
     pub limit: i64,
     /// Start over: delete the demo's INR set and runs first.
     #[arg(long)]
@@ -62,6 +65,7 @@ fn run_name(config: &str) -> String {
 /// Run the demo.
 pub fn run(args: &Args) -> Result<()> {
     let start = Instant::now();
+    let nfn = super::nfn::Nfn::prepare()?;
     if args.fresh {
         for dir in std::iter::once(DEMO_INRS.to_string())
             .chain(DEMO_CONFIGS.iter().map(|c| format!("data/runs/{}", run_name(c))))
@@ -70,17 +74,9 @@ pub fn run(args: &Args) -> Result<()> {
         }
     }
     let limit = args.limit.to_string();
-    super::nfn::run_nfn(&[
-        "fit-inrs",
-        "--dataset",
-        "fashion-mnist",
-        "--limit",
-        &limit,
-        "--out",
-        DEMO_INRS,
-    ])?;
+    nfn.run(&["fit-inrs", "--dataset", "fashion-mnist", "--limit", &limit, "--out", DEMO_INRS])?;
     for config in DEMO_CONFIGS {
-        super::nfn::run_nfn(&["train", config, "--runs", "data/runs"])?;
+        nfn.run(&["train", config, "--runs", "data/runs"])?;
     }
     println!(
         "\nnfn-rs demo: FashionMNIST INR classification (SIRENs fitted here, CPU-sized models)"

@@ -1,11 +1,10 @@
-//! `cargo xtask fit-inrs`: fit SIREN INRs to an image set with the release `nfn` binary.
+//! `cargo xtask fit-inrs`: fit SIREN INRs to an image set with the release `nfn` binary (a CUDA build
+//! where there is a GPU).
 //!
 //! Example: `cargo xtask fit-inrs --dataset fashion-mnist --limit 5500` writes
 //! `data/inrs/fashion-mnist/` (resumable: rerun the same command after an interruption).
 
 use anyhow::Result;
-
-use crate::util::{cargo, run as sh};
 
 /// Options of `fit-inrs`.
 #[derive(clap::Args)]
@@ -17,9 +16,7 @@ pub struct Args {
 
 /// Set up, build `nfn` in release mode and run `nfn fit-inrs`.
 pub fn run(args: &Args) -> Result<()> {
-    super::setup::run(&super::setup::Args { reference: false })?;
-    sh(cargo()
-        .args(["run", "--release", "--quiet", "--package", "nfn-cli", "--bin", "nfn", "--"])
-        .arg("fit-inrs")
-        .args(&args.rest))
+    let nfn_args: Vec<&str> =
+        std::iter::once("fit-inrs").chain(args.rest.iter().map(String::as_str)).collect();
+    super::nfn::run_nfn(&nfn_args)
 }

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod download;
 pub mod eval;
 pub mod fit_inrs;
+pub mod gpu_check;
 pub mod nfn;
 pub mod setup;
 pub mod show;

@@ -1,21 +1,31 @@
-//! `cargo xtask test`: the whole suite, as CI runs it.
+//! `cargo xtask test`: the whole suite, as CI runs it. Besides the CPU build it proves the CUDA build
+//! (`--features cuda` of `nfn-cli` and `nfn-bench`, which links `libtorch_cuda`): clippy on it, and
+//! the CUDA `nfn` linked and started (`nfn info`), which works without a GPU (CUDA then reports
+//! unavailable).
+
+use std::process::Command;
 
 use anyhow::Result;
 
-use crate::util::{cargo, run as sh};
+use crate::util::{cargo, root, run as sh};
 
 /// Options of `test`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Skip fmt, clippy and docs; run only the tests.
+    /// Skip fmt, clippy and docs; run only the tests (and the CUDA link check).
     #[arg(long)]
     pub quick: bool,
 }
 
 /// Features the suite needs: the property-test helpers of nfn-weightspace.
 const FEATURES: &str = "nfn-weightspace/testing";
+/// [`FEATURES`] plus the CUDA builds of the binaries' crates. Everything else is resolved exactly as
+/// with [`FEATURES`] (same workspace, same targets), so only `nfn-cli` and `nfn-bench` recompile.
+const CUDA_CLIPPY_FEATURES: &str = "nfn-weightspace/testing,nfn-cli/cuda,nfn-bench/cuda";
+/// [`FEATURES`] plus the CUDA `nfn`, for the link check after the tests.
+const CUDA_LINK_FEATURES: &str = "nfn-weightspace/testing,nfn-cli/cuda";
 
-/// Run set-up, then fmt, clippy, tests and docs.
+/// Run set-up, then fmt, clippy (CPU and CUDA builds), tests, the CUDA link check and docs.
 pub fn run(args: &Args) -> Result<()> {
     super::setup::run(&super::setup::Args { reference: false })?;
     if !args.quick {
@@ -23,8 +33,17 @@ pub fn run(args: &Args) -> Result<()> {
         sh(cargo()
             .args(["clippy", "--workspace", "--all-targets", "--features", FEATURES])
             .args(["--", "-D", "warnings"]))?;
+        sh(cargo()
+            .args(["clippy", "--workspace", "--all-targets", "--features", CUDA_CLIPPY_FEATURES])
+            .args(["--", "-D", "warnings"]))?;
     }
     sh(cargo().args(["test", "--workspace", "--features", FEATURES]))?;
+    // After the tests, which spawn target/debug/nfn: this replaces it with the CUDA build. Building
+    // the test targets (`--no-run`) keeps feature resolution as in `cargo test`, so only nfn-cli
+    // relinks (a plain `cargo build -p nfn-cli` resolves serde's features differently and would
+    // rebuild most dependencies).
+    sh(cargo().args(["test", "--workspace", "--no-run", "--features", CUDA_LINK_FEATURES]))?;
+    sh(Command::new(root().join("target/debug/nfn")).arg("info").env_remove("NFN_DEVICE"))?;
     if !args.quick {
         sh(cargo().args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"))?;
     }

@@ -196,8 +196,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// A temporary name beside `path` that keeps its extension (safetensors writers want it).
 pub(crate) fn tmp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".tmp-{}-{name}", std::process::id()))
+    nfn_weightspace::io::temp_path(path)
 }
 
 /// The paper's number for an experiment, shown beside ours in the tables.
