@@ -5,7 +5,7 @@
 
 use nfn_layers::{
     CrossAttnReadout, CrossAttnReadoutConfig, GaussianFourierConfig, GaussianFourierFeatures,
-    LearnedPosEmbedding, LearnedPosEmbeddingConfig, NftBlock, NftBlockConfig, WsModuleT,
+    LearnedPosEmbedding, LearnedPosEmbeddingConfig, NftBlock, NftBlockConfig, Precision, WsModuleT,
     WsReadoutT,
 };
 use nfn_weightspace::{NetworkSpec, WeightSpaceFeatures};
@@ -34,6 +34,10 @@ pub struct EncoderConfig {
     pub num_latents: i64,
     /// Latent width `D`.
     pub latent_dim: i64,
+    /// Activations of the positional embedding and the NFT blocks: `fp32` (default), `bf16`, or
+    /// `auto` (bf16 on a GPU); parameters stay fp32 (see [`nfn_layers::precision`]).
+    #[serde(skip_serializing_if = "Precision::is_default")]
+    pub precision: Precision,
 }
 
 impl Default for EncoderConfig {
@@ -47,6 +51,7 @@ impl Default for EncoderConfig {
             dropout: 0.0,       // no dropout
             num_latents: 16,    // 4 x 4 spatial latent
             latent_dim: 256,    // D = 256
+            precision: Precision::Fp32,
         }
     }
 }
@@ -164,8 +169,10 @@ impl Inr2ArrayEncoder {
     pub fn forward_t(&self, wsfeat: &WeightSpaceFeatures, train: bool) -> Tensor {
         debug_assert_eq!(wsfeat.channels(), 1);
         let xs = self.fourier.forward_t(wsfeat, train); // [b, C, ..]
-        let xs = self.pos_emb.forward_t(&xs, train);
-        let xs = self.blocks.iter().fold(xs, |xs, block| block.forward_t(&xs, train));
+        let xs = self.cfg.precision.run(&xs, |xs| {
+            let xs = self.pos_emb.forward_t(xs, train);
+            self.blocks.iter().fold(xs, |xs, block| block.forward_t(&xs, train))
+        });
         self.readout.forward_t(&xs, train) // [b, M, D]
     }
 }

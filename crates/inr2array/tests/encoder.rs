@@ -12,10 +12,21 @@ use nfn_weightspace::NetworkSpec;
 use proptest::prelude::*;
 use tch::nn::VarStore;
 
-fn encoder(cfg: &EncoderConfig, seed: u64) -> (VarStore, Inr2ArrayEncoder) {
+/// LibTorch's generator is global and tests run in parallel: seeded construction takes this lock.
+static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// An encoder with parameters from `seed`, in f32.
+fn encoder_f32(cfg: &EncoderConfig, seed: u64) -> (VarStore, Inr2ArrayEncoder) {
+    let _guard = SEEDED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     tch::manual_seed(seed as i64);
-    let mut vs = VarStore::new(test_device());
+    let vs = VarStore::new(test_device());
     let enc = Inr2ArrayEncoder::new(&vs.root(), &NetworkSpec::siren(1), cfg).expect("valid config");
+    (vs, enc)
+}
+
+/// [`encoder_f32`] in f64, for the symmetry tests.
+fn encoder(cfg: &EncoderConfig, seed: u64) -> (VarStore, Inr2ArrayEncoder) {
+    let (mut vs, enc) = encoder_f32(cfg, seed);
     vs.double();
     (vs, enc)
 }
@@ -54,4 +65,20 @@ fn paper_encoder_parameter_count() {
         .expect("paper config");
     let params: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
     assert!((params as f64 / 1e6 - 21.2).abs() < 0.1, "{params} params");
+}
+
+/// bf16 activations in the blocks (`precision = "bf16"`) give the fp32 latents to bf16's resolution
+/// (8 significant bits; 5% of the largest latent after a block and the read-out), and the latents
+/// come back in f32.
+#[test]
+fn bf16_latents_match_fp32() {
+    let fp32 = support::tiny_encoder();
+    let bf16 = EncoderConfig { precision: nfn_layers::Precision::Bf16, ..fp32.clone() };
+    let ((_a, want), (_b, got)) = (encoder_f32(&fp32, 5), encoder_f32(&bf16, 5));
+    let x = test_features(&NetworkSpec::siren(1), 3, 1, 1).to_kind(tch::Kind::Float).unwrap();
+    let (want, got) = (want.forward_t(&x, false), got.forward_t(&x, false));
+    assert_eq!(got.kind(), tch::Kind::Float);
+    let scale = want.abs().max().double_value(&[]);
+    let err = (&got - &want).abs().max().double_value(&[]);
+    assert!(err > 0.0 && err <= 0.05 * scale, "bf16 differs by {err} at scale {scale}");
 }

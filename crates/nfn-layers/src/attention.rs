@@ -13,11 +13,12 @@
 use nfn_weightspace::{fold, unfold, NetworkSpec, WeightSpaceFeatures};
 use serde::{Deserialize, Serialize};
 use tch::nn;
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
 use crate::module::WsModuleT;
 use crate::pointwise::{channels_first, channels_last, ChannelLinear};
+use crate::precision::{cast_like, is_half};
 
 /// Configuration of [`NpAttention`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -232,7 +233,13 @@ impl NpAttention {
             let scale = 1.0 / ((dh * d_m) as f64).sqrt();
             // Plain matmul-softmax-matmul: with T ~ 35 tokens of d_m * dh ~ 2048 entries, LibTorch's
             // CPU flash kernel was 7% slower here and kept more memory for the backward.
-            let probs = (qkv[0].matmul(&qkv[1].transpose(-1, -2)) * scale).softmax(-1, None);
+            let logits = qkv[0].matmul(&qkv[1].transpose(-1, -2)) * scale;
+            // In bf16 (mixed precision) the softmax runs in fp32, as autocast would run it.
+            let probs = if is_half(logits.kind()) {
+                logits.softmax(-1, Kind::Float).to_kind(logits.kind())
+            } else {
+                logits.softmax(-1, None)
+            };
             let probs = if p > 0.0 { probs.dropout(p, train) } else { probs };
             let out = probs.matmul(&qkv[2]); // [b, H, T, d_m * dh]
             let out = out.view([b, h, t, d_m, dh]);
@@ -307,7 +314,7 @@ impl WsModuleT for NpAttention {
                     // `count` times.
                     w = unproject[l].forward(&w); // [b, n_out, n_in, k C]
                     if let Some(bias) = &unproject[l].bias {
-                        w = w.g_add(&(bias * (count - 1.0)));
+                        w = w.g_add(&(cast_like(bias, &w) * (count - 1.0)));
                     }
                 }
                 let bias = sum_all(b_parts).reshape([b, n_out, c]); // [b, n_out, C]

@@ -10,6 +10,7 @@ use tch::{Kind, Tensor};
 use crate::error::{Error, Result};
 use crate::module::WsModuleT;
 use crate::pointwise::{channels_first, channels_last};
+use crate::precision::cast_like;
 
 /// Configuration of [`GaussianFourierFeatures`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -279,7 +280,7 @@ impl WsModuleT for LearnedPosEmbedding {
                 for _ in 4..w.dim() {
                     enc = enc.unsqueeze(-1);
                 }
-                (w + enc, b + benc)
+                (w + cast_like(&enc, w), b + cast_like(&benc, b))
             })
             .unzip();
         WeightSpaceFeatures::from_parts_unchecked(weights, biases)

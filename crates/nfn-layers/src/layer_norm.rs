@@ -7,11 +7,12 @@
 use nfn_weightspace::{fold, unfold, NetworkSpec, WeightSpaceFeatures};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Init};
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
 use crate::module::WsModuleT;
 use crate::pointwise::{channels_first, channels_last};
+use crate::precision::is_half;
 
 /// Configuration of [`WsLayerNorm`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +71,10 @@ impl ChannelNorm {
     /// `gamma / k`. The identity is exact and `a` stays in the autograd graph, so gradients are
     /// exact too; the fused kernel replaces four element-wise passes (and their backward).
     fn forward(&self, xs: &Tensor, eps: f64) -> Tensor {
+        if is_half(xs.kind()) {
+            // Statistics in fp32 (mixed precision, see `precision`), the result in the input's dtype.
+            return self.forward(&xs.to_kind(Kind::Float), eps).to_kind(xs.kind());
+        }
         let xs = channels_last(xs); // [b, .., c]
         if eps <= 0.0 {
             let (std, mean) = xs.std_mean_dim(-1, true, true); // [b, .., 1]

@@ -28,6 +28,7 @@ pub mod stats;
 pub mod attention;
 pub mod cross_attention;
 pub mod nft_block;
+pub mod precision;
 
 pub use error::{Error, Result};
 pub use module::{WsModuleT, WsReadoutT, WsSequential};
@@ -48,4 +49,5 @@ pub use encodings::{
 pub use layer_norm::{WsLayerNorm, WsLayerNormConfig};
 pub use nft_block::{NftBlock, NftBlockConfig};
 pub use pointwise::{ChannelLinear, Pointwise, PointwiseConfig};
+pub use precision::Precision;
 pub use scale::{LearnedScale, LearnedScaleConfig};

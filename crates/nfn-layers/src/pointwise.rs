@@ -11,6 +11,7 @@ use tch::Tensor;
 
 use crate::error::{Error, Result};
 use crate::module::WsModuleT;
+use crate::precision::cast_like;
 
 /// The view `[b, c, d1, ..] -> [b, d1, .., c]` (no copy).
 pub fn channels_last(xs: &Tensor) -> Tensor {
@@ -68,7 +69,8 @@ impl ChannelLinear {
     /// `[.., c_in]` → `[.., c_out]`
     pub fn forward(&self, xs: &Tensor) -> Tensor {
         debug_assert_eq!(xs.size().last().copied(), Some(self.c_in()));
-        xs.linear(&self.weight, self.bias.as_ref())
+        let bias = self.bias.as_ref().map(|b| cast_like(b, xs));
+        xs.linear(&cast_like(&self.weight, xs), bias.as_ref())
     }
 
     /// Apply over the channel axis 1; the result is a channel-first view of channel-last memory.

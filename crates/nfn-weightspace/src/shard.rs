@@ -80,7 +80,7 @@ mod tests {
 
     #[test]
     fn parts_cover_every_item_once() {
-        let parts: Vec<Shard> = (0..3).map(|i| Shard::new(i, 3).unwrap()).collect();
+        let parts: Vec<Shard> = (0..3).map(|i| Shard::new(i, 3).expect("a part")).collect();
         for k in 0..20 {
             assert_eq!(parts.iter().filter(|s| s.takes(k)).count(), 1);
         }
@@ -89,10 +89,10 @@ mod tests {
 
     #[test]
     fn parses_and_refuses() {
-        assert_eq!("2/5".parse::<Shard>().unwrap(), Shard { index: 2, count: 5 });
-        assert_eq!(" 0 / 1 ".parse::<Shard>().unwrap().to_string(), "0/1");
+        assert_eq!("2/5".parse::<Shard>().expect("parses"), Shard { index: 2, count: 5 });
+        assert_eq!(" 0 / 1 ".parse::<Shard>().expect("parses").to_string(), "0/1");
         for bad in ["3/3", "0/0", "1", "a/2", "-1/2", ""] {
-            let err = bad.parse::<Shard>().unwrap_err().to_string();
+            let err = bad.parse::<Shard>().expect_err("refused").to_string();
             assert!(err.contains("shard"), "{bad}: {err}");
         }
     }

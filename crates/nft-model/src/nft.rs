@@ -4,7 +4,7 @@
 use nfn_layers::{
     CrossAttnReadout, CrossAttnReadoutConfig, GaussianFourierConfig, GaussianFourierFeatures,
     HnpPool, LearnedPosEmbedding, LearnedPosEmbeddingConfig, NftBlock, NftBlockConfig, NpPool,
-    Pointwise, PointwiseConfig, WsModuleT, WsReadoutT, WsSequential,
+    Pointwise, PointwiseConfig, Precision, WsModuleT, WsReadoutT, WsSequential,
 };
 use nfn_weightspace::{NetworkSpec, WeightSpaceFeatures};
 use serde::{Deserialize, Serialize};
@@ -63,6 +63,10 @@ pub struct NftModelConfig {
     pub readout: NftReadout,
     /// The MLP head after the read-out.
     pub head: MlpHeadConfig,
+    /// Activations of the positional embedding and the NFT blocks: `fp32` (default), `bf16`, or
+    /// `auto` (bf16 on a GPU); parameters stay fp32 (see [`nfn_layers::precision`]).
+    #[serde(skip_serializing_if = "Precision::is_default")]
+    pub precision: Precision,
 }
 
 impl Default for NftModelConfig {
@@ -76,6 +80,7 @@ impl Default for NftModelConfig {
             dropout: 0.1, // NPTransformer configs
             readout: NftReadout::CrossAttention { num_latents: 16, latent_dim: 256 },
             head: MlpHeadConfig { hidden: vec![1000, 1000], dropout: 0.1 },
+            precision: Precision::Fp32,
         }
     }
 }
@@ -128,7 +133,9 @@ pub fn push_nft_trunk(
 /// Encoding → positional embedding → NFT blocks → invariant read-out → MLP.
 #[derive(Debug)]
 pub struct NftModel {
+    input: Box<dyn WsModuleT>,
     trunk: WsSequential,
+    precision: Precision,
     readout: Box<dyn WsReadoutT>,
     mean_latents: bool,
     head: MlpHead,
@@ -158,7 +165,6 @@ impl NftModel {
                 Box::new(GaussianFourierFeatures::new(&(vs / "input"), spec, &fcfg)?)
             }
         };
-        trunk.push(input);
         let block = NftBlockConfig {
             channels: c,
             num_heads: cfg.num_heads,
@@ -190,7 +196,7 @@ impl NftModel {
             }
         };
         let head = MlpHead::new(&(vs / "head"), width, num_outputs, &cfg.head);
-        Ok(NftModel { trunk, readout, mean_latents, head })
+        Ok(NftModel { input, trunk, precision: cfg.precision, readout, mean_latents, head })
     }
 }
 
@@ -198,7 +204,8 @@ impl InvariantModel for NftModel {
     /// # Shapes
     /// 1-channel features of `b` networks → `[b, num_outputs]`
     fn forward_t(&self, wsfeat: &WeightSpaceFeatures, train: bool) -> Tensor {
-        let hs = self.trunk.forward_t(wsfeat, train);
+        let xs = self.input.forward_t(wsfeat, train);
+        let hs = self.precision.run(&xs, |xs| self.trunk.forward_t(xs, train));
         let pooled = self.readout.forward_t(&hs, train); // [b, M, D] or [b, width]
         let pooled =
             if self.mean_latents { pooled.mean_dim(1, false, pooled.kind()) } else { pooled };

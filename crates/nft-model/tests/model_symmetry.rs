@@ -20,6 +20,7 @@ fn small_configs(cnn: bool) -> Vec<ModelConfig> {
             dropout: 0.0,
             readout,
             head: head.clone(),
+            precision: nfn_layers::Precision::Fp32,
         })
     };
     let nfn = |layer, io| {
