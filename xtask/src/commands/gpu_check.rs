@@ -141,7 +141,9 @@ const CUDA_LINK_ARG: &str = "-C link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-ne
 fn steps(args: &Args, device: &str) -> Vec<Step> {
     let s = |p: &str| format!("{SCRATCH}/{p}");
     let (layers, inr2array, fit) = (s("layers.md"), s("inr2array.md"), s("fit.md"));
-    let (inrs, config, runs) = (s("inrs"), s("demo_nft.toml"), s("runs"));
+    let (inrs, runs) = (s("inrs"), s("runs"));
+    let config = s(&format!("{}.toml", run_name(None)));
+    let config_bf16 = s(&format!("{}.toml", run_name(Some("bf16"))));
     let limit = super::demo::DEMO_LIMIT.to_string();
     let nfn = "target/release/nfn";
     let release = |rest: &[&'static str]| [&["cargo", "build", "--release", "-p"], rest].concat();
@@ -204,6 +206,13 @@ fn steps(args: &Args, device: &str) -> Vec<Step> {
         .needs(&["build-nfn"]),
         Step::new("demo-train", 240, &[nfn, "--device", device, "train", &config, "--runs", &runs])
             .needs(&["build-nfn", "demo-fit-inrs"]),
+        // The same training with bf16 activations: whether mixed precision pays on this GPU.
+        Step::new(
+            "demo-train-bf16",
+            240,
+            &[nfn, "--device", device, "train", &config_bf16, "--runs", &runs],
+        )
+        .needs(&["build-nfn", "demo-fit-inrs"]),
     ]
     .into_iter()
     .map(|step| Step { timeout_s: step.timeout_s.min(args.budget_s), ..step })
@@ -212,11 +221,11 @@ fn steps(args: &Args, device: &str) -> Vec<Step> {
 
 /// Write the demo's NFT config with a fixed step budget (and a time limit as a guard) to
 /// `target/gpu-check/demo_nft.toml`, reading the INRs the check fits.
-fn write_demo_config(steps: u64) -> Result<PathBuf> {
+fn write_demo_config(steps: u64, precision: Option<&str>) -> Result<PathBuf> {
     let src = root().join(DEMO_CONFIG);
     let text = std::fs::read_to_string(&src).with_context(|| format!("reading {src:?}"))?;
     let mut cfg: toml::Table = text.parse().with_context(|| format!("parsing {src:?}"))?;
-    cfg.insert("name".into(), RUN_NAME.into());
+    cfg.insert("name".into(), run_name(precision).into());
     let table = |cfg: &mut toml::Table, key: &str| -> Result<toml::Table> {
         match cfg.remove(key) {
             Some(toml::Value::Table(t)) => Ok(t),
@@ -230,11 +239,17 @@ fn write_demo_config(steps: u64) -> Result<PathBuf> {
     trainer.insert("steps".into(), i64::try_from(steps)?.into());
     trainer.insert("time_limit_minutes".into(), 3.0.into());
     cfg.insert("trainer".into(), trainer.into());
-    let path = root().join(SCRATCH).join("demo_nft.toml");
+    if let Some(p) = precision {
+        let mut model = table(&mut cfg, "model")?;
+        model.insert("precision".into(), p.into());
+        cfg.insert("model".into(), model.into());
+    }
+    let path = root().join(SCRATCH).join(format!("{}.toml", run_name(precision)));
     std::fs::create_dir_all(root().join(SCRATCH))?;
     let header = format!(
         "# Written by `cargo xtask gpu-check` from {DEMO_CONFIG}: {steps} steps (3-minute guard), INRs \
-         fitted by the check.\n"
+         fitted by the check, precision {}.\n",
+        precision.unwrap_or("fp32")
     );
     std::fs::write(&path, header + &toml::to_string(&cfg)?)
         .with_context(|| format!("writing {path:?}"))?;
@@ -274,9 +289,14 @@ fn tail(log: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// The demo run's test accuracy and steps from its `summary.json`, as one line.
-fn demo_result() -> String {
-    let path = root().join(SCRATCH).join("runs").join(RUN_NAME).join("summary.json");
+/// The demo run's name: the fp32 run, or the one with `precision`.
+fn run_name(precision: Option<&str>) -> String {
+    precision.map_or(RUN_NAME.to_string(), |p| format!("{RUN_NAME}_{p}"))
+}
+
+/// A demo run's test accuracy and steps from its `summary.json`, as one line.
+fn demo_result(precision: Option<&str>) -> String {
+    let path = root().join(SCRATCH).join("runs").join(run_name(precision)).join("summary.json");
     let Ok(text) = std::fs::read_to_string(&path) else {
         return format!("no {} (the run did not finish)", path.display());
     };
@@ -332,12 +352,14 @@ fn report(
     let _ = write!(
         md,
         "\n## nvidia-smi\n\n```text\n{}\n```\n\n## nfn info\n\n```text\n{}\n```\n\n\
-         ## Demo: NFT on FashionMNIST INRs ({} training images), {} steps\n\n{}\n",
+         ## Demo: NFT on FashionMNIST INRs ({} training images), {} steps\n\n\
+         - fp32: {}\n- bf16 (`precision = \"bf16\"`, fp32 master weights): {}\n",
         log_of("nvidia-smi"),
         log_of("info"),
         super::demo::DEMO_LIMIT,
         args.train_steps,
-        demo_result()
+        demo_result(None),
+        demo_result(Some("bf16"))
     );
     for (title, file) in [("layers", "layers.md"), ("inr2array", "inr2array.md"), ("fit", "fit.md")]
     {
@@ -373,8 +395,10 @@ fn dry_run(args: &Args, steps: &[Step]) -> Result<()> {
         let skip = if args.skip.iter().any(|s| s == step.name) { " [--skip]" } else { "" };
         println!("{:>2}. {:<16} {:>4} s  {}{skip}", i + 1, step.name, step.timeout_s, step.shell());
     }
-    let config = write_demo_config(args.train_steps)?;
-    eprintln!("xtask: wrote {}", config.display());
+    for precision in [None, Some("bf16")] {
+        let config = write_demo_config(args.train_steps, precision)?;
+        eprintln!("xtask: wrote {}", config.display());
+    }
     sh(cargo().args([
         "check",
         "-p",
@@ -410,7 +434,8 @@ pub fn run(args: &Args) -> Result<()> {
     let scratch = root().join(SCRATCH);
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(scratch.join("logs"))?;
-    write_demo_config(args.train_steps)?;
+    write_demo_config(args.train_steps, None)?;
+    write_demo_config(args.train_steps, Some("bf16"))?;
     let start = Instant::now();
     let (mut results, mut logs) = (Vec::new(), Vec::new());
     let mut passed: Vec<&str> = Vec::new();
