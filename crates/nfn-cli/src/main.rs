@@ -7,6 +7,7 @@ mod commands;
 mod data;
 mod driver;
 mod experiments;
+mod inrs_input;
 mod plot;
 
 use std::process::ExitCode;
@@ -51,9 +52,13 @@ enum Command {
     Show(commands::show::Args),
     /// Apply a trained editor to INRs (an INR set or a .npz) and write the edited INRs.
     Edit(commands::edit::Args),
-    /// Predict the test accuracy of CNNs (a zoo folder or a .npy of weights) with a trained
-    /// CNN generalisation run, as CSV.
+    /// Apply a trained model to networks you bring, as CSV: class probabilities of INRs (an INR
+    /// set, a reference .pth folder or a .npz) from an INR classification run, or the test
+    /// accuracy of CNNs (a zoo folder or a .npy) from a CNN generalisation run.
     Predict(commands::predict::Args),
+    /// Inr2Array latent arrays of INRs (an INR set, a reference .pth folder or a .npz) from a
+    /// pretraining run's encoder, as .npy.
+    Embed(commands::embed::Args),
     /// Train a zoo of small CNNs (the Small CNN Zoo's architecture and hyperparameter
     /// distributions) and write it in the Small CNN Zoo format (resumable, shardable).
     MakeZoo(commands::make_zoo::Args),
@@ -89,6 +94,7 @@ fn main() -> ExitCode {
         Command::Tables(args) => commands::tables::run(&args),
         Command::Edit(args) => commands::edit::run(&args),
         Command::Predict(args) => commands::predict::run(&args),
+        Command::Embed(args) => commands::embed::run(&args),
         Command::MakeZoo(args) => commands::make_zoo::run(&args),
         Command::Latents(args) => commands::latents::run(&args),
         Command::MergeSet(args) => commands::merge_set::run(&args),

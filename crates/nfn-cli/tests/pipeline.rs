@@ -250,6 +250,82 @@ fn every_kind_trains_evaluates_and_tabulates_the_same_way() {
     let from_npz = nfn_weightspace::WeightSpaceFeatures::read_npz(&npz_out).unwrap();
     assert!(from_npz.flatten().allclose(&after.flatten(), 1e-5, 1e-6, false));
 
+    // `nfn predict` scores INRs a user brings with a trained classifier: on the set's test split it
+    // reproduces the run's test accuracy, rows in the set's order; a .npz has no labels. `nfn
+    // embed` writes the encoder's latents in input order.
+    let accuracy = |summary: &serde_json::Value| {
+        summary["test"].as_array().unwrap().iter().find(|m| m["metric"] == "accuracy").unwrap()
+            ["value"]
+            .as_f64()
+            .unwrap()
+    };
+    let test_index = Vec::<i64>::try_from(&source.image_index).unwrap();
+    let column = |csv: &Path, col: usize| -> Vec<String> {
+        let text = std::fs::read_to_string(csv).unwrap();
+        text.lines().skip(1).map(|l| l.split(',').nth(col).unwrap().to_string()).collect()
+    };
+    for (run, summary) in [("hnp", &hnp), ("latent", &latent)] {
+        let csv = dir.path().join(format!("{run}-predicted.csv"));
+        let run_dir = runs.join(run);
+        let out = nfn(&[
+            "predict",
+            "--run",
+            run_dir.to_str().unwrap(),
+            "--inrs",
+            inrs.to_str().unwrap(),
+            "--out",
+            csv.to_str().unwrap(),
+        ]);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.contains(&format!("accuracy {:.1}%", accuracy(summary))), "{run}: {said}");
+        let header = std::fs::read_to_string(&csv).unwrap().lines().next().unwrap().to_string();
+        assert_eq!(header, "index,split,image_index,label,predicted,p0,p1,p2", "{run}");
+        let index: Vec<i64> = column(&csv, 2).iter().map(|v| v.parse().unwrap()).collect();
+        assert_eq!(index, test_index, "{run}: rows follow the set");
+    }
+    let csv = dir.path().join("three.csv");
+    let hnp_run = runs.join("hnp");
+    let (hnp_s, npz_s) = (hnp_run.to_str().unwrap(), npz.to_str().unwrap());
+    nfn(&["predict", "--run", hnp_s, "--inrs", npz_s, "--out", csv.to_str().unwrap()]);
+    assert_eq!(column(&csv, 0), ["0", "1", "2"]);
+    assert_eq!(column(&csv, 3), ["", "", ""], "a .npz records no labels");
+    let latents = dir.path().join("latents.npy");
+    let ae_run = runs.join("ae");
+    nfn(&[
+        "embed",
+        "--run",
+        ae_run.to_str().unwrap(),
+        "--inrs",
+        inrs.to_str().unwrap(),
+        "--splits",
+        "test",
+        "--out",
+        latents.to_str().unwrap(),
+    ]);
+    let z = nfn_weightspace::io::read_npy(&latents).unwrap();
+    assert_eq!(z.size(), [test_index.len() as i64, 4, 8]);
+    let index: Vec<i64> =
+        column(&latents.with_extension("csv"), 2).iter().map(|v| v.parse().unwrap()).collect();
+    assert_eq!(index, test_index);
+    // INRs of another architecture, and a run that does not classify: one line, exit code 2.
+    let wrong = dir.path().join("wrong.npz");
+    let spec = nfn_weightspace::NetworkSpec::mlp(&[2, 8, 1]).unwrap();
+    nfn_weightspace::WeightSpaceFeatures::randn(&spec, 2, 1, (tch::Kind::Float, tch::Device::Cpu))
+        .write_npz(&wrong)
+        .unwrap();
+    for (run, inrs_arg, needle) in
+        [(&hnp_run, &wrong, "wrong.npz"), (&ae_run, &inrs, "needs an INR classification run")]
+    {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_nfn"))
+            .args(["predict", "--run", run.to_str().unwrap(), "--inrs"])
+            .arg(inrs_arg)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(needle) && err.trim().lines().count() == 1, "{err}");
+    }
+
     // A corrupt shard is a data error that names the file, not a config error.
     let shard = std::fs::read_dir(&inrs)
         .unwrap()

@@ -3,6 +3,7 @@
 pub mod check_config;
 pub mod convert_inrs;
 pub mod edit;
+pub mod embed;
 pub mod eval;
 pub mod fit_inrs;
 pub mod info;

@@ -1,5 +1,10 @@
-//! `nfn predict --run <zoo run> --weights <zoo folder | weights.npy> --out predictions.csv`: the
-//! test accuracy a trained CNN-generalisation model predicts for every network given, as CSV.
+//! `nfn predict`: a trained model's output for networks a user brings, as CSV.
+//!
+//! - `--run <inr_classification | inr2array_classify run> --inrs <INR set | reference .pth folder |
+//!   .npz>`: class probabilities and the predicted class of every INR (with its split, image index
+//!   and label where the input records them, and the accuracy against those labels).
+//! - `--run <cnn_generalization run> --weights <zoo folder | weights.npy>`: the test accuracy the
+//!   model predicts for every CNN.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -7,12 +12,17 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use nfn_datasets::cnn_zoo::generate::zoo_layout;
 use nfn_datasets::cnn_zoo::{read_layout, tf_to_wsfeat, ZOO_NUM_PARAMS};
+use nfn_datasets::Split;
+use nfn_weightspace::WeightSpaceFeatures;
 use nft_model::{load_model, Run};
 use tch::{Device, Kind, Tensor};
 
 use crate::driver::{device, progress_bar};
+use crate::experiments::classify::TrainedClassifier;
+use crate::experiments::inr2array_classify::TrainedLatentClassifier;
 use crate::experiments::zoo::{self, ZooConfig, ZooDataConfig};
 use crate::experiments::ExperimentKind;
+use crate::inrs_input::read_inrs;
 
 /// Options of `predict`.
 #[derive(clap::Args)]
@@ -20,11 +30,19 @@ pub struct Args {
     /// A trained CNN generalisation run folder.
     #[arg(long)]
     pub run: PathBuf,
-    /// A zoo folder (`weights.npy`, `metrics.csv.gz`, `layout.csv`: every network its split file
-    /// keeps, with its true accuracy beside the prediction) or a `.npy` of flat weights `[n, 4970]`
-    /// in the zoo's TensorFlow layout (`layout.csv` beside it, else the Small CNN Zoo's).
+    /// For a CNN generalisation run: a zoo folder (`weights.npy`, `metrics.csv.gz`, `layout.csv`:
+    /// every network its split file keeps, with its true accuracy beside the prediction) or a
+    /// `.npy` of flat weights `[n, 4970]` in the zoo's TensorFlow layout (`layout.csv` beside it,
+    /// else the Small CNN Zoo's).
+    #[arg(long, conflicts_with = "inrs", required_unless_present = "inrs")]
+    pub weights: Option<PathBuf>,
+    /// For an INR classification run: an INR set folder (`fit-inrs`, `convert-inrs`), a reference
+    /// SIREN folder (`randinit_smaller_<d>s/net<i>.pth`) or a `.npz` of weight-space features.
     #[arg(long)]
-    pub weights: PathBuf,
+    pub inrs: Option<PathBuf>,
+    /// The splits of an INR set to predict (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "test", value_parser = parse_split)]
+    pub splits: Vec<Split>,
     /// The split file of a zoo folder (default: `<folder>/split.csv`).
     #[arg(long)]
     pub split: Option<PathBuf>,
@@ -73,20 +91,116 @@ fn from_npy(path: &Path) -> Result<Inputs> {
     Ok(Inputs { wsfeat, labels: (0..size[0]).map(|r| format!("{r},")).collect(), truth: None })
 }
 
+/// `train`, `val` or `test`.
+pub fn parse_split(s: &str) -> std::result::Result<Split, String> {
+    Split::ALL
+        .into_iter()
+        .find(|split| split.name() == s.trim())
+        .ok_or_else(|| format!("{s:?}: expected train, val or test"))
+}
+
 /// Predict and write the CSV.
 ///
 /// # Errors
-/// Not a zoo run, unreadable weights, a missing checkpoint, an unwritable output, each named.
+/// A run of a kind that does not predict, inputs that do not fit it, unreadable weights, a missing
+/// checkpoint, an unwritable output, each named.
 pub fn run(args: &Args) -> Result<()> {
     let run = Run::open(&args.run)?;
-    if ExperimentKind::of_config(&run.config())? != ExperimentKind::Zoo {
-        bail!("{:?} is not a CNN generalisation run; nfn predict reads zoo runs", args.run);
+    let kind = ExperimentKind::of_config(&run.config())?;
+    match (&args.inrs, &args.weights, kind) {
+        (Some(inrs), _, ExperimentKind::Classify | ExperimentKind::Inr2ArrayClassify) => {
+            predict_inrs(args, &run, kind, inrs)
+        }
+        (_, Some(weights), ExperimentKind::Zoo) => predict_zoo(args, &run, weights),
+        (Some(_), _, _) => bail!(
+            "{}: --inrs needs an INR classification run (task inr_classification or \
+             inr2array_classify)",
+            args.run.display()
+        ),
+        _ => bail!(
+            "{}: --weights needs a CNN generalisation run (task cnn_generalization)",
+            args.run.display()
+        ),
     }
+}
+
+/// Class logits `[b, classes]` of raw INR features `[b, 1, ..]`, from a loaded model.
+type Logits = dyn Fn(&WeightSpaceFeatures) -> Tensor;
+
+/// Class probabilities of the INRs in `inrs` from an INR classification run.
+fn predict_inrs(args: &Args, run: &Run, kind: ExperimentKind, inrs: &Path) -> Result<()> {
+    let (spec, logits): (_, Box<Logits>) = match kind {
+        ExperimentKind::Classify => {
+            let model = TrainedClassifier::load(run)?;
+            (model.spec.clone(), Box::new(move |x| model.logits(x)))
+        }
+        _ => {
+            let model = TrainedLatentClassifier::load(run)?;
+            (model.spec.clone(), Box::new(move |x| model.logits(x)))
+        }
+    };
+    let inputs = read_inrs(inrs, &spec, &args.splits)?;
+    let n = inputs.wsfeat.batch_size();
+    let bar = progress_bar("predict", n as u64);
+    let mut probs = Vec::new();
+    for start in (0..n).step_by(PREDICT_BATCH as usize) {
+        let len = PREDICT_BATCH.min(n - start);
+        let idx = Tensor::arange_start(start, start + len, (Kind::Int64, Device::Cpu));
+        probs.push(logits(&inputs.wsfeat.index_batch(&idx)).softmax(-1, Kind::Float));
+        bar.set_position((start + len) as u64);
+    }
+    bar.finish_and_clear();
+    let probs = Tensor::cat(&probs, 0); // [n, classes]
+    let classes = probs.size()[1];
+    let predicted = Vec::<i64>::try_from(&probs.argmax(-1, false))?;
+    let probs = Vec::<f32>::try_from(&probs.reshape([-1]))?;
+    let header = std::iter::once("index,split,image_index,label,predicted".to_string())
+        .chain((0..classes).map(|c| format!("p{c}")))
+        .collect::<Vec<_>>()
+        .join(",");
+    let lines = inputs.rows.iter().zip(&predicted).enumerate().map(|(i, (row, p))| {
+        let label = row.label.map_or(String::new(), |l| l.to_string());
+        let ps = &probs[i * classes as usize..(i + 1) * classes as usize];
+        let ps = ps.iter().map(|v| format!("{v:.5}")).collect::<Vec<_>>().join(",");
+        format!("{},{},{},{label},{p},{ps}", row.index, row.split, row.image_index)
+    });
+    write_csv(&args.out, &header, lines)?;
+    let labelled: Vec<(i64, i64)> =
+        inputs.rows.iter().zip(&predicted).filter_map(|(r, &p)| r.label.map(|l| (l, p))).collect();
+    let accuracy = (!labelled.is_empty()).then(|| {
+        let right = labelled.iter().filter(|(l, p)| l == p).count();
+        format!(
+            "; accuracy {:.1}% against the {} labels the input records",
+            100.0 * right as f64 / labelled.len() as f64,
+            labelled.len()
+        )
+    });
+    println!("predict: {n} INRs -> {}{}", args.out.display(), accuracy.unwrap_or_default());
+    Ok(())
+}
+
+/// INRs scored per forward pass.
+const PREDICT_BATCH: i64 = 256;
+
+/// Write `header` and `lines` to `out` atomically.
+fn write_csv(out: &Path, header: &str, lines: impl Iterator<Item = String>) -> Result<()> {
+    nfn_weightspace::io::write_atomically(out, |file| {
+        writeln!(file, "{header}").map_err(|e| e.to_string())?;
+        for line in lines {
+            writeln!(file, "{line}").map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Predicted test accuracies of the CNNs in `weights` from a CNN generalisation run.
+fn predict_zoo(args: &Args, run: &Run, weights: &Path) -> Result<()> {
     let cfg = ZooConfig::read(&run.config())?;
-    let inputs = if args.weights.is_dir() {
-        from_folder(&args.weights, args.split.clone(), &cfg.data)?
+    let inputs = if weights.is_dir() {
+        from_folder(weights, args.split.clone(), &cfg.data)?
     } else {
-        from_npy(&args.weights)?
+        from_npy(weights)?
     };
     let device = device();
     // The model, and the run's standardisation (training statistics) where it uses one.
@@ -110,24 +224,17 @@ pub fn run(args: &Args) -> Result<()> {
         bar.set_position((start + len) as u64);
     }
     bar.finish();
-    let tmp = args.out.with_extension("csv.tmp");
-    let mut file = std::io::BufWriter::new(
-        std::fs::File::create(&tmp).with_context(|| format!("creating {tmp:?}"))?,
-    );
     let header = if inputs.truth.is_some() {
         "row,split,predicted,test_accuracy"
     } else {
         "row,split,predicted"
     };
-    writeln!(file, "{header}")?;
-    for (i, (label, p)) in inputs.labels.iter().zip(&preds).enumerate() {
-        match &inputs.truth {
-            Some(t) => writeln!(file, "{label},{p:.6},{:.6}", t[i])?,
-            None => writeln!(file, "{label},{p:.6}")?,
-        }
-    }
-    file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    std::fs::rename(&tmp, &args.out).with_context(|| format!("writing {:?}", args.out))?;
+    let lines =
+        inputs.labels.iter().zip(&preds).enumerate().map(|(i, (label, p))| match &inputs.truth {
+            Some(t) => format!("{label},{p:.6},{:.6}", t[i]),
+            None => format!("{label},{p:.6}"),
+        });
+    write_csv(&args.out, header, lines)?;
     let tau = inputs.truth.as_ref().map(|t| {
         let t: Vec<f64> = t.iter().map(|&v| f64::from(v)).collect();
         let p: Vec<f64> = preds.iter().map(|&v| f64::from(v)).collect();

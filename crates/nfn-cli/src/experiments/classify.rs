@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use nft_model::train::DataRecord;
 use nft_model::{
     EvalSplits, Evaluation, InvariantModel, Metric, ModelConfig, PaperRef, Run, RunSummary,
@@ -11,7 +11,7 @@ use nft_model::{
 };
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
-use tch::Device;
+use tch::{Device, Tensor};
 
 use crate::data::{eval_batches, load_splits, DataConfig, EpochBatches, Splits};
 use crate::driver::{device, eval_run, param_count, train_run, Experiment};
@@ -142,4 +142,45 @@ pub fn eval(run: &Run) -> Result<Evaluation> {
     )?;
     let task = Supervised::new(model.as_ref(), cfg.trainer.objective);
     eval_run(run, &task, &mut vs, &cfg.trainer, &test)
+}
+
+/// The best classifier of a finished `inr_classification` run, ready to score other INRs with the
+/// run's standardisation (its training statistics, so the run's INR set must be on this machine).
+pub struct TrainedClassifier {
+    /// The SIREN spec the model reads.
+    pub spec: nfn_weightspace::NetworkSpec,
+    _vs: VarStore,
+    model: Box<dyn InvariantModel>,
+    standardization: Option<nfn_datasets::loader::Standardization>,
+    device: Device,
+}
+
+impl TrainedClassifier {
+    /// Load the run's best checkpoint.
+    ///
+    /// # Errors
+    /// An unreadable config, a missing INR set or checkpoint, each named.
+    pub fn load(run: &Run) -> Result<Self> {
+        let cfg = ExperimentConfig::read(&run.config())?;
+        let device = device();
+        let Prepared { splits, mut vs, model, .. } = prepare(&cfg, device)?;
+        let best = run.best();
+        nft_model::load_model(&mut vs, &best)
+            .with_context(|| format!("loading {best:?} (train the run first)"))?;
+        let spec = splits.train.spec.clone();
+        Ok(TrainedClassifier {
+            spec,
+            _vs: vs,
+            model,
+            standardization: splits.standardization,
+            device,
+        })
+    }
+
+    /// Class logits `[b, classes]` (on the CPU) of raw INR features `[b, 1, ..]`.
+    pub fn logits(&self, wsfeat: &nfn_weightspace::WeightSpaceFeatures) -> Tensor {
+        let x = self.standardization.as_ref().map_or(wsfeat.shallow_clone(), |s| s.apply(wsfeat));
+        tch::no_grad(|| self.model.forward_t(&x.to_device(self.device), false))
+            .to_device(Device::Cpu)
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use inr2array::{
     extract_latents, latent_batches, read_latents, ClassifyConfig, Inr2ArrayAutoencoder,
     LatentBatches, PretrainConfig, TransformerClassifier,
@@ -163,4 +163,48 @@ pub fn eval(run: &Run) -> Result<Evaluation> {
     let test = latent_batches(&test_z, &test_y, cfg.data.eval_batch_size, device);
     let task = Supervised::new(&model, cfg.trainer.objective);
     eval_run(run, &task, &mut vs, &cfg.trainer, &test)
+}
+
+/// The best latent classifier of a finished `inr2array_classify` run and its encoder, ready to
+/// score other INRs (only the encoder run's manifest is read, not its INRs).
+pub struct TrainedLatentClassifier {
+    /// The SIREN spec the encoder reads.
+    pub spec: nfn_weightspace::NetworkSpec,
+    _vs: (VarStore, VarStore),
+    autoencoder: Inr2ArrayAutoencoder,
+    classifier: TransformerClassifier,
+    device: Device,
+}
+
+impl TrainedLatentClassifier {
+    /// Load the run's best classifier and its encoder run's best autoencoder.
+    ///
+    /// # Errors
+    /// An unreadable config, a missing encoder run or checkpoint, each named.
+    pub fn load(run: &Run) -> Result<Self> {
+        let cfg = ClassifyConfig::read(&run.config())?;
+        let device = device();
+        let (_, set, enc_vs, autoencoder) = encoder_for(&cfg, device)?;
+        let mut vs = VarStore::new(device);
+        let classifier = TransformerClassifier::new(&vs.root(), &cfg.model)?;
+        let best = run.best();
+        nft_model::load_model(&mut vs, &best)
+            .with_context(|| format!("loading {best:?} (train the run first)"))?;
+        Ok(TrainedLatentClassifier {
+            spec: set.manifest.spec.clone(),
+            _vs: (enc_vs, vs),
+            autoencoder,
+            classifier,
+            device,
+        })
+    }
+
+    /// Class logits `[b, classes]` (on the CPU) of raw INR features `[b, 1, ..]`.
+    pub fn logits(&self, wsfeat: &WeightSpaceFeatures) -> Tensor {
+        tch::no_grad(|| {
+            let z = self.autoencoder.encoder().forward_t(&wsfeat.to_device(self.device), false);
+            self.classifier.forward_t(&z, false)
+        })
+        .to_device(Device::Cpu)
+    }
 }

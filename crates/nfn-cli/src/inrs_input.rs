@@ -1,0 +1,140 @@
+//! INRs a user brings to a trained model (`nfn predict --inrs`, `nfn embed --inrs`): an INR set
+//! folder (`fit-inrs`, `convert-inrs`), a reference `.pth` folder (`randinit_smaller_<d>s/net<i>.pth`,
+//! the base fits), or a `.npz` of weight-space features; each INR with what is known about it.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use nfn_datasets::inr_set::MANIFEST_FILE;
+use nfn_datasets::pth::{list_reference_inrs, read_reference_params};
+use nfn_datasets::{InrSet, Split};
+use nfn_weightspace::{NetworkSpec, WeightSpaceFeatures};
+use rayon::prelude::*;
+use tch::Tensor;
+
+/// What is known about one INR: its position in the input, and where the input says it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InrRow {
+    /// Position in the input (the output's row order).
+    pub index: i64,
+    /// The split of an INR set; empty otherwise.
+    pub split: String,
+    /// The image index (INR sets and reference folders), else -1.
+    pub image_index: i64,
+    /// The class label, if the input records one.
+    pub label: Option<i64>,
+}
+
+/// INRs read from one input: raw weight-space features (1 channel) and one row each.
+pub struct InrInputs {
+    /// `[n, 1, ..]` features of the INRs.
+    pub wsfeat: WeightSpaceFeatures,
+    /// One row per INR, in order.
+    pub rows: Vec<InrRow>,
+}
+
+/// Read the INRs in `path` and check they are SIRENs of `spec` (the model's), naming the file.
+/// `splits` selects the splits of an INR set (base fits only, no extra copies).
+///
+/// # Errors
+/// A path of no known kind, an unreadable or truncated file, or INRs of another architecture, each
+/// naming the path.
+pub fn read_inrs(path: &Path, spec: &NetworkSpec, splits: &[Split]) -> Result<InrInputs> {
+    let inputs = if path.extension().is_some_and(|e| e == "npz") {
+        let wsfeat = WeightSpaceFeatures::read_npz(path)?;
+        let rows = (0..wsfeat.batch_size())
+            .map(|index| InrRow { index, split: String::new(), image_index: -1, label: None })
+            .collect();
+        InrInputs { wsfeat, rows }
+    } else if path.join(MANIFEST_FILE).exists() {
+        from_set(path, spec, splits)?
+    } else if path.is_dir() {
+        from_reference(path, spec)?
+    } else {
+        bail!(
+            "{}: not an INR set folder (no {MANIFEST_FILE}), a reference .pth folder or a .npz file",
+            path.display()
+        );
+    };
+    let got = inputs.wsfeat.spec()?;
+    if got != *spec || inputs.wsfeat.channels() != 1 {
+        bail!(
+            "{}: the INRs are {} with {} channel(s); the model reads {}",
+            path.display(),
+            describe(&got),
+            inputs.wsfeat.channels(),
+            describe(spec)
+        );
+    }
+    if !bool::try_from(inputs.wsfeat.flatten().isfinite().all())? {
+        bail!("{}: the INRs hold NaN or infinite weights", path.display());
+    }
+    Ok(inputs)
+}
+
+/// A spec in words: `networks of widths [2, 32, 32, 1]`.
+pub fn describe(spec: &NetworkSpec) -> String {
+    format!("networks of widths {:?}", spec.dims())
+}
+
+fn from_set(dir: &Path, spec: &NetworkSpec, splits: &[Split]) -> Result<InrInputs> {
+    let set = InrSet::open(dir)?;
+    if set.manifest.spec != *spec {
+        bail!(
+            "{}: the set holds {}; the model reads {}",
+            dir.join(MANIFEST_FILE).display(),
+            describe(&set.manifest.spec),
+            describe(spec)
+        );
+    }
+    let (mut parts, mut rows) = (Vec::new(), Vec::new());
+    for &split in splits {
+        let s = set.load(split, false)?;
+        let labels = Vec::<i64>::try_from(&s.labels)?;
+        let index = Vec::<i64>::try_from(&s.image_index)?;
+        for (label, image_index) in labels.into_iter().zip(index) {
+            let i = rows.len() as i64;
+            rows.push(InrRow {
+                index: i,
+                split: split.name().into(),
+                image_index,
+                label: Some(label),
+            });
+        }
+        parts.push(s.all_features()?);
+    }
+    if rows.is_empty() {
+        bail!("{}: no INRs in the splits asked for", dir.display());
+    }
+    let wsfeat = WeightSpaceFeatures::cat_batch(&parts.iter().collect::<Vec<_>>())?;
+    Ok(InrInputs { wsfeat, rows })
+}
+
+fn from_reference(root: &Path, spec: &NetworkSpec) -> Result<InrInputs> {
+    let files = list_reference_inrs(root, None)?;
+    if files.is_empty() {
+        bail!(
+            "{}: no reference SIRENs (randinit_smaller_<d>s/net<i>.pth) and no {MANIFEST_FILE}",
+            root.display()
+        );
+    }
+    let params: Vec<Vec<f32>> = files
+        .par_iter()
+        .map(|f| read_reference_params(&f.path, spec))
+        .collect::<nfn_datasets::Result<_>>()?;
+    let n = files.len() as i64;
+    let flat = Tensor::from_slice(&params.concat()).view([n, 1, -1]);
+    let wsfeat = WeightSpaceFeatures::unflatten(&flat, spec)
+        .with_context(|| format!("reading the SIRENs under {}", root.display()))?;
+    let rows = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| InrRow {
+            index: i as i64,
+            split: String::new(),
+            image_index: f.idx,
+            label: Some(f.label),
+        })
+        .collect();
+    Ok(InrInputs { wsfeat, rows })
+}
