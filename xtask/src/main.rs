@@ -42,6 +42,9 @@ enum Command {
     Show(commands::show::Args),
     /// Side-by-side benchmarks against the PyTorch reference (`layers`, `inr2array`, `edit`, `fit`, `zoo`).
     Bench(commands::bench::Args),
+    /// Copy trained runs into the pretrained models shipped with nfn (`crates/nfn-cli/pretrained/`),
+    /// with their model card.
+    ShipPretrained(commands::ship_pretrained::Args),
     /// Download a data set into data/ (resumable, verified): mnist, cifar10, siren-*, cnn-zoo-*.
     Download(commands::download::Args),
     /// The prepared check for a machine with an NVIDIA GPU: CUDA build, tests on the GPU, the
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Show(args) => commands::show::run(&args),
         Command::Bench(args) => commands::bench::run(&args),
         Command::Download(args) => commands::download::run(&args),
+        Command::ShipPretrained(args) => commands::ship_pretrained::run(&args),
         Command::GpuCheck(args) => commands::gpu_check::run(&args),
     };
     match result {

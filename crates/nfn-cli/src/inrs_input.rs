@@ -12,6 +12,10 @@ use nfn_weightspace::{NetworkSpec, WeightSpaceFeatures};
 use rayon::prelude::*;
 use tch::Tensor;
 
+/// A loaded model as a function of raw INR features `[b, 1, ..]` (class logits, latents), with
+/// its output on the CPU.
+pub type InrFn<'a> = dyn Fn(&WeightSpaceFeatures) -> Tensor + 'a;
+
 /// What is known about one INR: its position in the input, and where the input says it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InrRow {

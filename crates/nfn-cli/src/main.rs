@@ -9,6 +9,7 @@ mod driver;
 mod experiments;
 mod inrs_input;
 mod plot;
+mod pretrained;
 
 use std::process::ExitCode;
 

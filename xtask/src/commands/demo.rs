@@ -1,6 +1,7 @@
 //! `cargo xtask demo`: the main job on a built-in default. It fits SIREN INRs to a FashionMNIST subset,
 //! trains the NFT classifier and the MLP-on-weights baseline on them (CPU-sized configs
-//! `xtask/configs/demo_*.toml`), and prints both test accuracies and the elapsed time. Everything runs
+//! `xtask/configs/demo_*.toml`), and prints both test accuracies, what the shipped pretrained model
+//! gets on the same test INRs, and the elapsed time. Everything runs
 //! through the release `nfn` binary (a CUDA build where there is a GPU; its first line says which
 //! device); finished steps are reused when it is run again.
 
@@ -100,6 +101,17 @@ pub fn run(args: &Args) -> Result<()> {
             s.budget.train_seconds / 60.0
         );
     }
+    // The same test INRs through the pretrained model shipped with nfn (trained on more data).
+    println!("\nthe shipped pretrained model (crates/nfn-cli/pretrained/fashion-mnist/MODEL.md) on the same test INRs:");
+    nfn.run(&[
+        "predict",
+        "--pretrained",
+        "fashion-mnist",
+        "--inrs",
+        DEMO_INRS,
+        "--out",
+        "data/runs/demo_pretrained_predictions.csv",
+    ])?;
     println!("demo finished in {:.1} min", start.elapsed().as_secs_f64() / 60.0);
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod fit_inrs;
 pub mod gpu_check;
 pub mod nfn;
 pub mod setup;
+pub mod ship_pretrained;
 pub mod show;
 pub mod tables;
 pub mod test;

@@ -5,20 +5,26 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use nfn_datasets::Split;
+use nfn_weightspace::WeightSpaceFeatures;
 use tch::{Device, Kind, Tensor};
 
 use crate::driver::{device, progress_bar};
 use crate::experiments::inr2array_pretrain::load_pretrained;
-use crate::inrs_input::read_inrs;
+use crate::inrs_input::{read_inrs, InrFn};
+use crate::pretrained::{self, Shipped};
 
 /// Options of `embed`.
 #[derive(clap::Args)]
 pub struct Args {
     /// A trained Inr2Array pretraining run (its best encoder is used).
-    #[arg(long)]
-    pub run: PathBuf,
+    #[arg(long, required_unless_present = "pretrained")]
+    pub run: Option<PathBuf>,
+    /// The encoder of a pretrained model shipped with nfn instead of a run, by data set
+    /// (`fashion-mnist`).
+    #[arg(long, conflicts_with = "run")]
+    pub pretrained: Option<String>,
     /// An INR set folder, a reference SIREN folder (`randinit_smaller_<d>s/net<i>.pth`) or a `.npz`.
     #[arg(long)]
     pub inrs: PathBuf,
@@ -40,17 +46,30 @@ pub struct Args {
 /// Not a pretraining run, INRs that do not fit its encoder, an unwritable output, each named.
 pub fn run(args: &Args) -> Result<()> {
     let device = device();
-    let (_, set, _vs, autoencoder) = load_pretrained(&args.run, device)?;
-    let inputs = read_inrs(&args.inrs, &set.manifest.spec, &args.splits)?;
+    let (spec, encode): (_, Box<InrFn<'_>>) = match (&args.pretrained, &args.run) {
+        (Some(name), _) => match pretrained::load(name, Some("inr2array"))?.0 {
+            Shipped::Inr2Array(m) => (m.spec.clone(), Box::new(move |x| m.latents(x))),
+            Shipped::Nft(_) => unreachable!("asked for the inr2array model"),
+        },
+        (None, Some(run)) => {
+            let (_, set, _vs, autoencoder) = load_pretrained(run, device)?;
+            let encode = move |x: &WeightSpaceFeatures| {
+                let z =
+                    tch::no_grad(|| autoencoder.encoder().forward_t(&x.to_device(device), false));
+                z.to_kind(Kind::Float).to_device(Device::Cpu)
+            };
+            (set.manifest.spec.clone(), Box::new(encode))
+        }
+        (None, None) => bail!("--run or --pretrained"),
+    };
+    let inputs = read_inrs(&args.inrs, &spec, &args.splits)?;
     let n = inputs.wsfeat.batch_size();
     let bar = progress_bar("embed", n as u64);
     let mut parts = Vec::new();
     for start in (0..n).step_by(args.batch_size.max(1) as usize) {
         let len = args.batch_size.max(1).min(n - start);
         let idx = Tensor::arange_start(start, start + len, (Kind::Int64, Device::Cpu));
-        let x = inputs.wsfeat.index_batch(&idx).to_device(device);
-        let z = tch::no_grad(|| autoencoder.encoder().forward_t(&x, false));
-        parts.push(z.to_kind(Kind::Float).to_device(Device::Cpu));
+        parts.push(encode(&inputs.wsfeat.index_batch(&idx)));
         bar.set_position((start + len) as u64);
     }
     bar.finish_and_clear();

@@ -13,7 +13,6 @@ use anyhow::{bail, Context, Result};
 use nfn_datasets::cnn_zoo::generate::zoo_layout;
 use nfn_datasets::cnn_zoo::{read_layout, tf_to_wsfeat, ZOO_NUM_PARAMS};
 use nfn_datasets::Split;
-use nfn_weightspace::WeightSpaceFeatures;
 use nft_model::{load_model, Run};
 use tch::{Device, Kind, Tensor};
 
@@ -22,14 +21,23 @@ use crate::experiments::classify::TrainedClassifier;
 use crate::experiments::inr2array_classify::TrainedLatentClassifier;
 use crate::experiments::zoo::{self, ZooConfig, ZooDataConfig};
 use crate::experiments::ExperimentKind;
-use crate::inrs_input::read_inrs;
+use crate::inrs_input::{read_inrs, InrFn};
+use crate::pretrained::{self, Shipped};
 
 /// Options of `predict`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// A trained CNN generalisation run folder.
-    #[arg(long)]
-    pub run: PathBuf,
+    /// A trained run folder: INR classification (with `--inrs`) or CNN generalisation (with
+    /// `--weights`).
+    #[arg(long, required_unless_present = "pretrained")]
+    pub run: Option<PathBuf>,
+    /// A pretrained model shipped with nfn instead of a run, by data set (`fashion-mnist`; see
+    /// its `MODEL.md`).
+    #[arg(long, conflicts_with_all = ["run", "weights"], requires = "inrs")]
+    pub pretrained: Option<String>,
+    /// Which shipped model: `inr2array` (the card's default) or `nft`.
+    #[arg(long, requires = "pretrained")]
+    pub model: Option<String>,
     /// For a CNN generalisation run: a zoo folder (`weights.npy`, `metrics.csv.gz`, `layout.csv`:
     /// every network its split file keeps, with its true accuracy beside the prediction) or a
     /// `.npy` of flat weights `[n, 4970]` in the zoo's TensorFlow layout (`layout.csv` beside it,
@@ -105,41 +113,58 @@ pub fn parse_split(s: &str) -> std::result::Result<Split, String> {
 /// A run of a kind that does not predict, inputs that do not fit it, unreadable weights, a missing
 /// checkpoint, an unwritable output, each named.
 pub fn run(args: &Args) -> Result<()> {
-    let run = Run::open(&args.run)?;
+    if let (Some(name), Some(inrs)) = (&args.pretrained, &args.inrs) {
+        let (shipped, card, model) = pretrained::load(name, args.model.as_deref())?;
+        let (spec, logits): (_, Box<InrFn<'_>>) = match shipped {
+            Shipped::Inr2Array(m) => (m.spec.clone(), Box::new(move |x| m.logits(x))),
+            Shipped::Nft(m) => (m.spec.clone(), Box::new(move |x| m.logits(x))),
+        };
+        let record = &card.models[&model];
+        let line = predict_inrs(args, &spec, &logits, inrs)?;
+        println!(
+            "{line}; the pretrained {name} {model} model's card: {:.1}% on its {} test INRs",
+            record["test_accuracy"].as_f64().unwrap_or(f64::NAN),
+            record["test_inrs"]
+        );
+        return Ok(());
+    }
+    let run_dir = args.run.as_ref().context("--run or --pretrained")?;
+    let run = Run::open(run_dir)?;
     let kind = ExperimentKind::of_config(&run.config())?;
     match (&args.inrs, &args.weights, kind) {
-        (Some(inrs), _, ExperimentKind::Classify | ExperimentKind::Inr2ArrayClassify) => {
-            predict_inrs(args, &run, kind, inrs)
+        (Some(inrs), _, ExperimentKind::Classify) => {
+            let model = TrainedClassifier::load(&run)?;
+            let line = predict_inrs(args, &model.spec, &|x| model.logits(x), inrs)?;
+            println!("{line}");
+            Ok(())
+        }
+        (Some(inrs), _, ExperimentKind::Inr2ArrayClassify) => {
+            let model = TrainedLatentClassifier::load(&run)?;
+            let line = predict_inrs(args, &model.spec, &|x| model.logits(x), inrs)?;
+            println!("{line}");
+            Ok(())
         }
         (_, Some(weights), ExperimentKind::Zoo) => predict_zoo(args, &run, weights),
         (Some(_), _, _) => bail!(
             "{}: --inrs needs an INR classification run (task inr_classification or \
              inr2array_classify)",
-            args.run.display()
+            run_dir.display()
         ),
         _ => bail!(
             "{}: --weights needs a CNN generalisation run (task cnn_generalization)",
-            args.run.display()
+            run_dir.display()
         ),
     }
 }
 
-/// Class logits `[b, classes]` of raw INR features `[b, 1, ..]`, from a loaded model.
-type Logits = dyn Fn(&WeightSpaceFeatures) -> Tensor;
-
-/// Class probabilities of the INRs in `inrs` from an INR classification run.
-fn predict_inrs(args: &Args, run: &Run, kind: ExperimentKind, inrs: &Path) -> Result<()> {
-    let (spec, logits): (_, Box<Logits>) = match kind {
-        ExperimentKind::Classify => {
-            let model = TrainedClassifier::load(run)?;
-            (model.spec.clone(), Box::new(move |x| model.logits(x)))
-        }
-        _ => {
-            let model = TrainedLatentClassifier::load(run)?;
-            (model.spec.clone(), Box::new(move |x| model.logits(x)))
-        }
-    };
-    let inputs = read_inrs(inrs, &spec, &args.splits)?;
+/// Class probabilities of the INRs in `inrs` into the CSV; the line to print.
+fn predict_inrs(
+    args: &Args,
+    spec: &nfn_weightspace::NetworkSpec,
+    logits: &InrFn<'_>,
+    inrs: &Path,
+) -> Result<String> {
+    let inputs = read_inrs(inrs, spec, &args.splits)?;
     let n = inputs.wsfeat.batch_size();
     let bar = progress_bar("predict", n as u64);
     let mut probs = Vec::new();
@@ -175,8 +200,7 @@ fn predict_inrs(args: &Args, run: &Run, kind: ExperimentKind, inrs: &Path) -> Re
             labelled.len()
         )
     });
-    println!("predict: {n} INRs -> {}{}", args.out.display(), accuracy.unwrap_or_default());
-    Ok(())
+    Ok(format!("predict: {n} INRs -> {}{}", args.out.display(), accuracy.unwrap_or_default()))
 }
 
 /// INRs scored per forward pass.

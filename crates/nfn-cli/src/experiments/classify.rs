@@ -177,6 +177,28 @@ impl TrainedClassifier {
         })
     }
 
+    /// A classifier from its config and weights alone, for `spec` and `num_classes` (a shipped
+    /// model: no INR set needed, so no standardisation).
+    ///
+    /// # Errors
+    /// An unreadable config or weights file, or a config that standardises, each named.
+    pub fn from_files(
+        config: &Path,
+        weights: &Path,
+        spec: &nfn_weightspace::NetworkSpec,
+        num_classes: i64,
+    ) -> Result<Self> {
+        let cfg = ExperimentConfig::read(config)?;
+        if cfg.data.standardize {
+            anyhow::bail!("{config:?}: a standardising model needs its training set to predict");
+        }
+        let device = device();
+        let mut vs = VarStore::new(device);
+        let model = cfg.model.build(&vs.root(), spec, num_classes)?;
+        nft_model::load_model(&mut vs, weights)?;
+        Ok(TrainedClassifier { spec: spec.clone(), _vs: vs, model, standardization: None, device })
+    }
+
     /// Class logits `[b, classes]` (on the CPU) of raw INR features `[b, 1, ..]`.
     pub fn logits(&self, wsfeat: &nfn_weightspace::WeightSpaceFeatures) -> Tensor {
         let x = self.standardization.as_ref().map_or(wsfeat.shallow_clone(), |s| s.apply(wsfeat));

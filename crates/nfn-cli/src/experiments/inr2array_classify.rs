@@ -199,6 +199,44 @@ impl TrainedLatentClassifier {
         })
     }
 
+    /// A latent classifier and its encoder from their configs and weights alone (a shipped model:
+    /// no runs or INR sets needed), for SIRENs of `spec`.
+    ///
+    /// # Errors
+    /// An unreadable config or weights file, or configs that do not fit together, each named.
+    pub fn from_files(
+        [encoder_config, encoder_weights]: [&Path; 2],
+        [config, weights]: [&Path; 2],
+        spec: &nfn_weightspace::NetworkSpec,
+    ) -> Result<Self> {
+        let pre = PretrainConfig::read(encoder_config)?;
+        let cfg = ClassifyConfig::read(config)?;
+        if pre.model.encoder.latent_dim != cfg.model.latent_dim {
+            bail!("{config:?}: the classifier's latent width differs from the encoder's");
+        }
+        let device = device();
+        let mut enc_vs = VarStore::new(device);
+        let autoencoder = Inr2ArrayAutoencoder::new(&enc_vs.root(), spec, &pre.model)?;
+        nft_model::load_model(&mut enc_vs, encoder_weights)?;
+        let mut vs = VarStore::new(device);
+        let classifier = TransformerClassifier::new(&vs.root(), &cfg.model)?;
+        nft_model::load_model(&mut vs, weights)?;
+        Ok(TrainedLatentClassifier {
+            spec: spec.clone(),
+            _vs: (enc_vs, vs),
+            autoencoder,
+            classifier,
+            device,
+        })
+    }
+
+    /// Latent arrays `[b, M, D]` (f32, on the CPU) of raw INR features `[b, 1, ..]`.
+    pub fn latents(&self, wsfeat: &WeightSpaceFeatures) -> Tensor {
+        tch::no_grad(|| self.autoencoder.encoder().forward_t(&wsfeat.to_device(self.device), false))
+            .to_kind(Kind::Float)
+            .to_device(Device::Cpu)
+    }
+
     /// Class logits `[b, classes]` (on the CPU) of raw INR features `[b, 1, ..]`.
     pub fn logits(&self, wsfeat: &WeightSpaceFeatures) -> Tensor {
         tch::no_grad(|| {

@@ -1,0 +1,101 @@
+//! The pretrained models shipped with nfn (`crates/nfn-cli/pretrained/<dataset>/`, written by
+//! `cargo xtask ship-pretrained`): a `card.json` (SIREN spec, classes, measured test accuracy of
+//! each model) and one folder per model with its configs and weights. They load from their files
+//! alone: no runs or INR sets needed.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nfn_weightspace::NetworkSpec;
+use serde::Deserialize;
+
+use crate::experiments::classify::TrainedClassifier;
+use crate::experiments::inr2array_classify::TrainedLatentClassifier;
+
+/// The models of one data set.
+#[derive(Debug, Deserialize)]
+pub struct Card {
+    /// The SIREN spec the models read.
+    pub spec: NetworkSpec,
+    /// Output classes.
+    pub num_classes: i64,
+    /// The model used when none is named.
+    pub default: String,
+    /// Per model (`inr2array`, `nft`): its record, `test_accuracy` among it.
+    pub models: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Where the shipped models are: `NFN_PRETRAINED_DIR`, else this crate's `pretrained/` folder.
+pub fn base_dir() -> PathBuf {
+    std::env::var_os("NFN_PRETRAINED_DIR")
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("pretrained"), PathBuf::from)
+}
+
+/// The folder and card of the models for `dataset`.
+///
+/// # Errors
+/// No such data set (naming the ones there are), or an unreadable card.
+pub fn open(dataset: &str) -> Result<(PathBuf, Card)> {
+    let base = base_dir();
+    let dir = base.join(dataset);
+    let card_path = dir.join("card.json");
+    if !card_path.exists() {
+        let mut there: Vec<String> = std::fs::read_dir(&base)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.path().join("card.json").exists())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        there.sort();
+        bail!(
+            "no pretrained models for {dataset:?} in {} (there are: {})",
+            base.display(),
+            if there.is_empty() { "none".into() } else { there.join(", ") }
+        );
+    }
+    let text =
+        std::fs::read_to_string(&card_path).with_context(|| format!("reading {card_path:?}"))?;
+    let card: Card =
+        serde_json::from_str(&text).with_context(|| format!("parsing {card_path:?}"))?;
+    Ok((dir, card))
+}
+
+/// A shipped classifier: the Inr2Array one or the direct NFT.
+pub enum Shipped {
+    /// Inr2Array encoder + latent classifier.
+    Inr2Array(Box<TrainedLatentClassifier>),
+    /// NFT on the weights.
+    Nft(TrainedClassifier),
+}
+
+/// Load model `model` (default: the card's) of `dataset`; also its card accuracy.
+///
+/// # Errors
+/// An unknown data set or model, or unreadable files, each named.
+pub fn load(dataset: &str, model: Option<&str>) -> Result<(Shipped, Card, String)> {
+    let (dir, card) = open(dataset)?;
+    let name = model.unwrap_or(&card.default).to_string();
+    let shipped = match name.as_str() {
+        "inr2array" => {
+            let d = dir.join("inr2array");
+            Shipped::Inr2Array(Box::new(TrainedLatentClassifier::from_files(
+                [&d.join("encoder.toml"), &d.join("encoder.safetensors")],
+                [&d.join("config.toml"), &d.join("model.safetensors")],
+                &card.spec,
+            )?))
+        }
+        "nft" => {
+            let d = dir.join("nft");
+            Shipped::Nft(TrainedClassifier::from_files(
+                &d.join("config.toml"),
+                &d.join("model.safetensors"),
+                &card.spec,
+                card.num_classes,
+            )?)
+        }
+        other => bail!("no pretrained model {other:?} for {dataset:?}: use inr2array or nft"),
+    };
+    Ok((shipped, card, name))
+}
