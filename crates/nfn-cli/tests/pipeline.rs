@@ -326,6 +326,23 @@ fn every_kind_trains_evaluates_and_tabulates_the_same_way() {
         assert!(err.contains(needle) && err.trim().lines().count() == 1, "{err}");
     }
 
+    // Another split protocol re-splits the set by image index; this subset has no images in the
+    // classify protocol's validation range, which is said in one line.
+    let resplit = dir.path().join("resplit.toml");
+    let text = classify_config("resplit", &inrs, 2, 1)
+        .replace("eval_batch_size = 16", "eval_batch_size = 16\nsplit_protocol = \"classify\"");
+    std::fs::write(&resplit, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nfn"))
+        .args(["train", resplit.to_str().unwrap(), "--runs", runs.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("classify protocol the val split") && err.contains("[45000, 50000]"),
+        "{err}"
+    );
+
     // A corrupt shard is a data error that names the file, not a config error.
     let shard = std::fs::read_dir(&inrs)
         .unwrap()

@@ -87,6 +87,39 @@ impl SplitRanges {
         SplitRanges { train: [0, 45_000], val: [45_000, 50_000], test: [50_000, 60_000] }
     }
 
+    /// The splits `protocol` prescribes for the image set `dataset` (`"mnist"`, `"fashion-mnist"`,
+    /// `"cifar10"`), REFERENCE §6.1: the Inr2Array protocol is [`SplitRanges::fashion_mnist`],
+    /// [`SplitRanges::mnist`] and [`SplitRanges::cifar10`]; the NFN classification protocol
+    /// (`classify_siren`) is `[0,45000) / [45000,50000) / [50000,N)` on all three, `N` = 70 000
+    /// (MNIST, FashionMNIST) or 60 000 (CIFAR-10). `None` for [`SplitProtocol::Fitted`] or an
+    /// unknown data set.
+    pub fn protocol(dataset: &str, protocol: SplitProtocol) -> Option<Self> {
+        let n = match dataset {
+            "mnist" | "fashion-mnist" => 70_000,
+            "cifar10" => 60_000,
+            _ => return None,
+        };
+        match protocol {
+            SplitProtocol::Fitted => None,
+            SplitProtocol::Inr2Array => Some(match dataset {
+                "fashion-mnist" => Self::fashion_mnist(),
+                "mnist" => Self::mnist(),
+                _ => Self::cifar10(),
+            }),
+            SplitProtocol::Classify => {
+                Some(SplitRanges { train: [0, 45_000], val: [45_000, 50_000], test: [50_000, n] })
+            }
+        }
+    }
+
+    /// The named protocol these ranges are for `dataset`, if any (a set fitted with `--limit`
+    /// follows none).
+    pub fn protocol_of(&self, dataset: &str) -> Option<SplitProtocol> {
+        [SplitProtocol::Inr2Array, SplitProtocol::Classify]
+            .into_iter()
+            .find(|&p| Self::protocol(dataset, p) == Some(*self))
+    }
+
     /// The range of `split`.
     pub fn range(&self, split: Split) -> [i64; 2] {
         match split {
@@ -110,6 +143,31 @@ impl SplitRanges {
             train: [self.train[0], self.train[0] + n_train],
             val: take(self.val),
             test: take(self.test),
+        }
+    }
+}
+
+/// Which images form the training, validation and test splits (REFERENCE §6.1): the reference
+/// splits by image index, differently for Inr2Array and for NFN classification on FashionMNIST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitProtocol {
+    /// The splits the set was fitted or converted with (its manifest's `splits`).
+    #[default]
+    Fitted,
+    /// The Inr2Array protocol (FashionMNIST `[0,55000) / [55000,60000) / [60000,70000)`).
+    Inr2Array,
+    /// The NFN classification protocol (`[0,45000) / [45000,50000) / [50000,N)`).
+    Classify,
+}
+
+impl SplitProtocol {
+    /// The name configs use.
+    pub fn name(self) -> &'static str {
+        match self {
+            SplitProtocol::Fitted => "fitted",
+            SplitProtocol::Inr2Array => "inr2array",
+            SplitProtocol::Classify => "classify",
         }
     }
 }

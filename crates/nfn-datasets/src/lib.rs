@@ -17,7 +17,8 @@ pub mod siren_fit;
 pub use siren_fit::{fit_sirens, FitProgress, SirenFit, SirenFitConfig};
 pub mod inr_set;
 pub use inr_set::{
-    write_inr_set, write_inr_set_part, InrSetManifest, InrSetOptions, InrSource, Split, SplitRanges,
+    write_inr_set, write_inr_set_part, InrSetManifest, InrSetOptions, InrSource, Split,
+    SplitProtocol, SplitRanges,
 };
 pub mod convert;
 pub use convert::{convert_reference_inrs, ConversionPlan, ConvertOptions};

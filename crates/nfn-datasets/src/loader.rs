@@ -16,7 +16,7 @@ use tch::{Kind, Tensor};
 use nfn_weightspace::{NetworkSpec, WeightSpaceFeatures};
 
 use crate::error::{Error, Result};
-use crate::inr_set::{features_from_flat, InrSetManifest, ShardRecords, Split};
+use crate::inr_set::{features_from_flat, InrSetManifest, ShardInfo, ShardRecords, Split};
 
 /// Positions whose training-set std is below this are divided by 1 instead (design.md §3.5).
 pub const MIN_STD: f64 = 1e-5;
@@ -62,6 +62,46 @@ impl InrSet {
         &self.dir
     }
 
+    /// The INRs whose image index lies in `range` `[start, end)`, from every shard of the set
+    /// whatever split it was fitted for; `with_copies` adds the extra copies of those images (only
+    /// training images have them). This re-splits a set under another [`SplitProtocol`].
+    ///
+    /// # Errors
+    /// As [`InrSet::load`].
+    pub fn load_range(&self, range: [i64; 2], with_copies: bool) -> Result<InrSplit> {
+        let wanted: Vec<&ShardInfo> =
+            self.manifest.shards.iter().filter(|s| with_copies || s.copy == 0).collect();
+        let all = self.read_shards(&wanted)?;
+        let keep = |i: i64| (range[0]..range[1]).contains(&i);
+        let num_params = self.manifest.spec.num_params() as usize;
+        let mut picked = Vec::new();
+        for r in all {
+            let mut out = ShardRecords {
+                split: r.split,
+                copy: r.copy,
+                num_params: r.num_params,
+                params: Vec::new(),
+                labels: Vec::new(),
+                image_index: Vec::new(),
+                psnr: Vec::new(),
+                steps: Vec::new(),
+            };
+            for (k, &idx) in r.image_index.iter().enumerate() {
+                if keep(idx) {
+                    out.params.extend_from_slice(&r.params[k * num_params..(k + 1) * num_params]);
+                    out.labels.push(r.labels[k]);
+                    out.image_index.push(idx);
+                    out.psnr.push(r.psnr[k]);
+                    out.steps.push(r.steps[k]);
+                }
+            }
+            if !out.is_empty() {
+                picked.push(out);
+            }
+        }
+        self.assemble(picked)
+    }
+
     /// Load `split` into memory; `with_copies` adds the extra copies (training split only).
     ///
     /// # Errors
@@ -74,8 +114,14 @@ impl InrSet {
             .iter()
             .filter(|s| s.split == split && (with_copies || s.copy == 0))
             .collect();
+        let decoded = self.read_shards(&shards)?;
+        self.assemble(decoded)
+    }
+
+    /// Read and check `shards`, in parallel.
+    fn read_shards(&self, shards: &[&ShardInfo]) -> Result<Vec<ShardRecords>> {
         let num_params = self.manifest.spec.num_params();
-        let decoded: Vec<ShardRecords> = shards
+        shards
             .par_iter()
             .map(|info| {
                 let path = self.dir.join(&info.file);
@@ -97,7 +143,12 @@ impl InrSet {
                     Err(Error::mismatch(&path, "shard contents disagree with the manifest"))
                 }
             })
-            .collect::<Result<_>>()?;
+            .collect::<Result<_>>()
+    }
+
+    /// One split in memory from decoded records, in order.
+    fn assemble(&self, decoded: Vec<ShardRecords>) -> Result<InrSplit> {
+        let num_params = self.manifest.spec.num_params();
         let n: usize = decoded.iter().map(ShardRecords::len).sum();
         let mut params = Vec::with_capacity(n * num_params as usize);
         let (mut labels, mut index, mut copy, mut psnr) = (vec![], vec![], vec![], vec![]);

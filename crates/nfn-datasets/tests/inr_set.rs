@@ -167,3 +167,42 @@ fn splits_beyond_the_images_are_refused() -> Result<()> {
     assert!(write(dir.path(), &tiny_images()?, &opts).is_err());
     Ok(())
 }
+
+#[test]
+fn a_set_resplits_by_image_index_under_another_protocol() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    write(dir.path(), &tiny_images()?, &options())?;
+    let set = InrSet::open(dir.path())?;
+    // Images 4..10 cross the fitted train / val / test boundaries (train 0..6, val 6..9, test 9..12).
+    let mid = set.load_range([4, 10], false)?;
+    assert_eq!(Vec::<i64>::try_from(&mid.image_index)?, [4, 5, 6, 7, 8, 9]);
+    assert_eq!(Vec::<i64>::try_from(&mid.labels)?, [4, 5, 6, 7, 8, 9]);
+    // The same INRs as the fitted splits hold (first two from train, next three val, one test).
+    let train = set.load(Split::Train, false)?;
+    assert!(mid.params.narrow(0, 0, 2).equal(&train.params.narrow(0, 4, 2)));
+    // Copies exist only for the fitted training images.
+    let with_copies = set.load_range([4, 10], true)?;
+    assert_eq!(Vec::<i64>::try_from(&with_copies.copy)?, [0, 0, 0, 0, 0, 0, 1, 1]);
+    assert!(set.load_range([20, 30], false)?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn the_reference_split_protocols() {
+    use nfn_datasets::inr_set::SplitProtocol::{Classify, Fitted, Inr2Array};
+    let r = |d, p| SplitRanges::protocol(d, p).map(|s| (s.train, s.val, s.test));
+    assert_eq!(
+        r("fashion-mnist", Inr2Array),
+        Some(([0, 55_000], [55_000, 60_000], [60_000, 70_000]))
+    );
+    assert_eq!(
+        r("fashion-mnist", Classify),
+        Some(([0, 45_000], [45_000, 50_000], [50_000, 70_000]))
+    );
+    assert_eq!(r("mnist", Inr2Array), r("mnist", Classify));
+    assert_eq!(r("cifar10", Classify), Some(([0, 45_000], [45_000, 50_000], [50_000, 60_000])));
+    assert_eq!(r("cifar10", Fitted), None);
+    assert_eq!(r("svhn", Classify), None);
+    assert_eq!(SplitRanges::fashion_mnist().protocol_of("fashion-mnist"), Some(Inr2Array));
+    assert_eq!(SplitRanges::fashion_mnist().limited(100).protocol_of("fashion-mnist"), None);
+}

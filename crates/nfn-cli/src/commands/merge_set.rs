@@ -27,11 +27,17 @@ pub fn run(args: &Args) -> Result<()> {
         let manifest = InrSetManifest::read(dir)?;
         manifest.check_complete(dir)?;
         let [train, val, test] = manifest.counts;
+        let protocol = manifest.splits.protocol_of(&manifest.dataset);
         println!(
-            "merge-set: {} is complete: {} INRs (train {train}, val {val}, test {test}) in {} shards",
+            "merge-set: {} is complete: {} INRs (train {train}, val {val}, test {test}) in {} \
+             shards; splits {}",
             dir.display(),
             train + val + test,
-            manifest.shards.len()
+            manifest.shards.len(),
+            protocol.map_or("of no reference protocol (a subset?)".into(), |p| format!(
+                "of the {} protocol",
+                p.name()
+            ))
         );
         Ok(())
     } else if dir.join("parts").is_dir() {
