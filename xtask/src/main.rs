@@ -45,7 +45,8 @@ enum Command {
     /// Copy trained runs into the pretrained models shipped with nfn (`crates/nfn-cli/pretrained/`),
     /// with their model card.
     ShipPretrained(commands::ship_pretrained::Args),
-    /// Download a data set into data/ (resumable, verified): mnist, cifar10, siren-*, cnn-zoo-*.
+    /// Download a data set into data/ (resumable, verified): mnist, fashion-mnist, cifar10, siren-*,
+    /// cnn-zoo-*.
     Download(commands::download::Args),
     /// The prepared check for a machine with an NVIDIA GPU: CUDA build, tests on the GPU, the
     /// layers/inr2array/fit benches on the GPU and a step-budget demo training, each timed and with a

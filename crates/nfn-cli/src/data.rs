@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use nfn_datasets::inr_set::SplitRanges;
+use anyhow::{bail, Context, Result};
+use nfn_datasets::images::CIFAR10_BATCHES;
+use nfn_datasets::inr_set::{SplitProtocol, SplitRanges};
 use nfn_datasets::{ImageSet, InrSet, InrSplit, Split, Standardization, DEFAULT_FASHION_MNIST_DIR};
 use nft_model::{Batch, TrainData};
 use rand::rngs::StdRng;
@@ -13,14 +14,27 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
+/// Where `cargo xtask download fashion-mnist` puts FashionMNIST, read when Debian's folder
+/// ([`DEFAULT_FASHION_MNIST_DIR`]) lacks the files.
+pub const DOWNLOADED_FASHION_MNIST_DIR: &str = "data/fashion-mnist";
+
+/// The four files of an MNIST-layout folder, each read plain or with `.gz` appended.
+const IDX_FILES: [&str; 4] = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+];
+
 /// The image sets INRs are fitted to (and editing targets made from).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Dataset {
-    /// FashionMNIST (IDX files; installed by `cargo xtask setup`).
+    /// FashionMNIST (IDX files; `cargo xtask setup` installs Debian's package, or
+    /// `cargo xtask download fashion-mnist`).
     FashionMnist,
-    /// MNIST (IDX files, same layout).
+    /// MNIST (IDX files, same layout; `cargo xtask download mnist`).
     Mnist,
-    /// CIFAR-10 (`cifar-10-batches-bin`).
+    /// CIFAR-10 (`cifar-10-batches-bin`; `cargo xtask download cifar10`).
     Cifar10,
 }
 
@@ -45,13 +59,53 @@ impl Dataset {
         }
     }
 
-    /// Where the image files are by default.
-    pub fn default_dir(self) -> PathBuf {
+    /// The folders searched for the image files, in order: for FashionMNIST Debian's
+    /// `dataset-fashion-mnist` folder, then [`DOWNLOADED_FASHION_MNIST_DIR`]; for the others
+    /// where `cargo xtask download <name>` puts them.
+    pub fn default_dirs(self) -> &'static [&'static str] {
         match self {
-            Dataset::FashionMnist => DEFAULT_FASHION_MNIST_DIR.into(),
-            Dataset::Mnist => "data/mnist".into(),
-            Dataset::Cifar10 => "data/cifar-10-batches-bin".into(),
+            Dataset::FashionMnist => &[DEFAULT_FASHION_MNIST_DIR, DOWNLOADED_FASHION_MNIST_DIR],
+            Dataset::Mnist => &["data/mnist"],
+            Dataset::Cifar10 => &["data/cifar10/cifar-10-batches-bin"],
         }
+    }
+
+    /// How to get the files into [`Dataset::default_dirs`].
+    fn how_to_get(self) -> &'static str {
+        match self {
+            Dataset::FashionMnist => {
+                "`cargo xtask setup` (installs Debian's dataset-fashion-mnist) or \
+                 `cargo xtask download fashion-mnist`"
+            }
+            Dataset::Mnist => "`cargo xtask download mnist`",
+            Dataset::Cifar10 => "`cargo xtask download cifar10`",
+        }
+    }
+
+    /// Whether `dir` holds every file of the set.
+    pub fn has_files(self, dir: &Path) -> bool {
+        match self {
+            Dataset::FashionMnist | Dataset::Mnist => IDX_FILES
+                .iter()
+                .all(|f| dir.join(f).is_file() || dir.join(format!("{f}.gz")).is_file()),
+            Dataset::Cifar10 => CIFAR10_BATCHES.iter().all(|f| dir.join(f).is_file()),
+        }
+    }
+
+    /// The first of [`Dataset::default_dirs`] that holds every file of the set.
+    ///
+    /// # Errors
+    /// None does: the error names each folder searched and how to get the files.
+    pub fn default_dir(self) -> Result<PathBuf> {
+        let dirs = self.default_dirs();
+        dirs.iter().map(PathBuf::from).find(|d| self.has_files(d)).with_context(|| {
+            format!(
+                "{} not found in {}; get it with {}",
+                self.name(),
+                dirs.join(" or "),
+                self.how_to_get()
+            )
+        })
     }
 
     /// The reference protocol's splits by image index.
@@ -78,8 +132,8 @@ impl Dataset {
 /// data set at its usual place), if the image set can be read.
 pub fn original_images(set: &InrSet, image_index: &Tensor, dir: Option<&Path>) -> Option<Tensor> {
     let dataset = Dataset::from_name(&set.manifest.dataset).ok()?;
-    let images =
-        dataset.load(&dir.map_or_else(|| dataset.default_dir(), Path::to_path_buf)).ok()?;
+    let dir = dir.map_or_else(|| dataset.default_dir(), |d| Ok(d.to_path_buf())).ok()?;
+    let images = dataset.load(&dir).ok()?;
     let idx: Vec<i64> = Vec::<i64>::try_from(image_index).ok()?;
     Some(images.select(&idx).ok()?.images)
 }
@@ -102,6 +156,15 @@ pub struct DataConfig {
     /// `normalize=true`; the reference uses it for the CNN zoo).
     #[serde(default)]
     pub standardize: bool,
+    /// Which images form the splits: `fitted` (the set's own, the default), `inr2array` or
+    /// `classify` (REFERENCE §6.1: the reference's NFN classification uses `[0,45000) /
+    /// [45000,50000) / [50000,N)` on every data set, its Inr2Array FashionMNIST `55000/60000`).
+    #[serde(default, skip_serializing_if = "is_fitted")]
+    pub split_protocol: SplitProtocol,
+}
+
+fn is_fitted(p: &SplitProtocol) -> bool {
+    *p == SplitProtocol::Fitted
 }
 
 fn default_eval_batch() -> i64 {
@@ -136,14 +199,47 @@ pub fn open_set(inrs: &Path) -> Result<InrSet> {
 /// A missing or incomplete data set, named with the command that makes it.
 pub fn load_splits(cfg: &DataConfig) -> Result<Splits> {
     let set = open_set(&cfg.inrs)?;
-    let train = set.load(Split::Train, cfg.use_copies)?;
+    let [train, val, test] = match cfg.split_protocol {
+        SplitProtocol::Fitted => [
+            set.load(Split::Train, cfg.use_copies)?,
+            set.load(Split::Val, false)?,
+            set.load(Split::Test, false)?,
+        ],
+        protocol => {
+            let m = &set.manifest;
+            let ranges = SplitRanges::protocol(&m.dataset, protocol).with_context(|| {
+                format!(
+                    "{:?}: no {} split protocol for data set {:?}",
+                    cfg.inrs,
+                    protocol.name(),
+                    m.dataset
+                )
+            })?;
+            let mut out = Vec::new();
+            for split in Split::ALL {
+                let range = ranges.range(split);
+                let inrs = set.load_range(range, cfg.use_copies && split == Split::Train)?;
+                if inrs.is_empty() {
+                    bail!(
+                        "{:?}: under the {} protocol the {} split (images {range:?}) holds no INRs; \
+                         the set covers train {:?}, val {:?}, test {:?}",
+                        cfg.inrs,
+                        protocol.name(),
+                        split.name(),
+                        m.splits.train,
+                        m.splits.val,
+                        m.splits.test
+                    );
+                }
+                out.push(inrs);
+            }
+            let [train, val, test]: [InrSplit; 3] =
+                out.try_into().map_err(|_| anyhow::anyhow!("three splits"))?;
+            [train, val, test]
+        }
+    };
     let standardization = if cfg.standardize { Some(train.standardization()?) } else { None };
-    Ok(Splits {
-        standardization,
-        train,
-        val: set.load(Split::Val, false)?,
-        test: set.load(Split::Test, false)?,
-    })
+    Ok(Splits { standardization, train, val, test })
 }
 
 fn prepare(

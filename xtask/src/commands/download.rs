@@ -4,7 +4,8 @@
 //! request), checked against its MD5 where one is known, then renamed into place, so a finished
 //! name always holds a complete, verified file. Archives are then unpacked (`.tar.gz`, `.tar.xz`,
 //! `.tar`). The SIREN INR sets live in a Google Drive folder that has no plain URLs: download the
-//! tarball by hand and pass it with `--from FILE`. Formats and URLs: `docs/datasets.md`.
+//! tarball by hand and pass it with `--from FILE`. The data sets and their URLs and MD5s are in
+//! `download/catalog.rs`; formats and where each set lands: `docs/datasets.md`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -16,11 +17,17 @@ use md5::{Digest, Md5};
 
 use crate::util::root;
 
+mod catalog;
+
+use catalog::SIREN_DRIVE;
+pub use catalog::{dataset, Dataset};
+
 /// Options of `download`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// mnist, cifar10, siren-mnist, siren-fashion, siren-cifar, cnn-zoo-cifar10, cnn-zoo-svhn,
-    /// cnn-zoo-mnist, cnn-zoo-fashion-mnist or cnn-zoo-splits (the reference's split files).
+    /// mnist, fashion-mnist, cifar10, siren-mnist, siren-fashion, siren-cifar, cnn-zoo-cifar10,
+    /// cnn-zoo-svhn, cnn-zoo-mnist, cnn-zoo-fashion-mnist or cnn-zoo-splits (the reference's split
+    /// files).
     pub dataset: String,
     /// Destination root (default: `data/` in the workspace).
     #[arg(long)]
@@ -30,187 +37,33 @@ pub struct Args {
     pub from: Option<PathBuf>,
 }
 
-/// One remote file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Remote {
-    /// Full URL.
-    pub url: &'static str,
-    /// File name on disk.
-    pub file: &'static str,
-    /// Lower-case hex MD5, where a published one is known.
-    pub md5: Option<&'static str>,
-}
-
-/// A data set: where its files come from and where they go under the data root.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Dataset {
-    /// The name on the command line.
-    pub name: &'static str,
-    /// Sub-folder of the data root that receives the files (and the unpacked archives).
-    pub subdir: &'static str,
-    /// Files to fetch; empty for the manual-download sets.
-    pub files: Vec<Remote>,
-    /// A path (relative to `subdir`) whose presence means the set is ready.
-    pub ready: &'static str,
-    /// For manual-download sets: what to do by hand.
-    pub manual: Option<&'static str>,
-}
-
-const SIREN_DRIVE: &str =
-    "https://drive.google.com/drive/folders/15CdOTPWHqDcS4SwbIdm100rXkTYZPcC5";
-
-/// The reference's zoo split files: URL, file name, MD5.
-const ZOO_SPLITS: [(&str, &str, &str); 4] = [
-    (
-        "https://raw.githubusercontent.com/AllanYangZhou/nfn/ce783221fd7c511596220d805c7a5beccd764ee8/experiments/predict_gen_data_splits/cifar10_split.csv",
-        "cifar10_split.csv",
-        "11f540f58b301e17d6d776a32b08ac0b",
-    ),
-    (
-        "https://raw.githubusercontent.com/AllanYangZhou/nfn/ce783221fd7c511596220d805c7a5beccd764ee8/experiments/predict_gen_data_splits/fashion_mnist_split.csv",
-        "fashion_mnist_split.csv",
-        "c0db6f99d12e50188964ad8d7b35a437",
-    ),
-    (
-        "https://raw.githubusercontent.com/AllanYangZhou/nfn/ce783221fd7c511596220d805c7a5beccd764ee8/experiments/predict_gen_data_splits/mnist_split.csv",
-        "mnist_split.csv",
-        "b3faa8b00dd4702393c1000b3769d09f",
-    ),
-    (
-        "https://raw.githubusercontent.com/AllanYangZhou/nfn/ce783221fd7c511596220d805c7a5beccd764ee8/experiments/predict_gen_data_splits/svhn_split.csv",
-        "svhn_split.csv",
-        "f3e87a68c6bde5ec76807bc18920ee6c",
-    ),
-];
-
-/// The known data sets (design.md §6.1, §6.3).
-pub fn dataset(name: &str) -> Result<Dataset> {
-    let remote = |url, file, md5| Remote { url, file, md5 };
-    let siren = |name, tar, dir| Dataset {
-        name,
-        subdir: "siren",
-        files: vec![],
-        ready: dir,
-        manual: Some(tar),
-    };
-    Ok(match name {
-        "mnist" => Dataset {
-            name: "mnist",
-            subdir: "mnist",
-            files: vec![
-                remote(
-                    "https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz",
-                    "train-images-idx3-ubyte.gz",
-                    Some("f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-                ),
-                remote(
-                    "https://ossci-datasets.s3.amazonaws.com/mnist/train-labels-idx1-ubyte.gz",
-                    "train-labels-idx1-ubyte.gz",
-                    Some("d53e105ee54ea40749a09fcbcd1e9432"),
-                ),
-                remote(
-                    "https://ossci-datasets.s3.amazonaws.com/mnist/t10k-images-idx3-ubyte.gz",
-                    "t10k-images-idx3-ubyte.gz",
-                    Some("9fb629c4189551a2d022fa330f9573f3"),
-                ),
-                remote(
-                    "https://ossci-datasets.s3.amazonaws.com/mnist/t10k-labels-idx1-ubyte.gz",
-                    "t10k-labels-idx1-ubyte.gz",
-                    Some("ec29112dd5afa0611ce80d1b7f02629c"),
-                ),
-            ],
-            ready: "t10k-labels-idx1-ubyte.gz",
-            manual: None,
-        },
-        "cifar10" => Dataset {
-            name: "cifar10",
-            subdir: "cifar10",
-            files: vec![remote(
-                "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
-                "cifar-10-binary.tar.gz",
-                Some("c32a1d4ab5d03f1284b67883e8d87530"),
-            )],
-            ready: "cifar-10-batches-bin/test_batch.bin",
-            manual: None,
-        },
-        "siren-mnist" => siren("siren-mnist", "siren_mnist_wts.tar", "siren_mnist_wts"),
-        "siren-fashion" => siren("siren-fashion", "siren_fashion_wts.tar", "siren_fashion_wts"),
-        "siren-cifar" => siren("siren-cifar", "siren_cifar_wts.tar", "siren_cifar_wts"),
-        "cnn-zoo-cifar10" => Dataset {
-            name: "cnn-zoo-cifar10",
-            subdir: "cnn_zoo",
-            files: vec![remote(
-                "https://storage.googleapis.com/gresearch/smallcnnzoo-dataset/cifar10.tar.xz",
-                "cifar10.tar.xz",
-                None,
-            )],
-            ready: "cifar10/weights.npy",
-            manual: None,
-        },
-        "cnn-zoo-svhn" => Dataset {
-            name: "cnn-zoo-svhn",
-            subdir: "cnn_zoo",
-            files: vec![remote(
-                "https://storage.googleapis.com/gresearch/smallcnnzoo-dataset/svhn_cropped.tar.xz",
-                "svhn_cropped.tar.xz",
-                None,
-            )],
-            ready: "svhn_cropped/weights.npy",
-            manual: None,
-        },
-        "cnn-zoo-mnist" => Dataset {
-            name: "cnn-zoo-mnist",
-            subdir: "cnn_zoo",
-            files: vec![remote(
-                "https://storage.googleapis.com/gresearch/smallcnnzoo-dataset/mnist.tar.xz",
-                "mnist.tar.xz",
-                None,
-            )],
-            ready: "mnist/weights.npy",
-            manual: None,
-        },
-        "cnn-zoo-fashion-mnist" => Dataset {
-            name: "cnn-zoo-fashion-mnist",
-            subdir: "cnn_zoo",
-            files: vec![remote(
-                "https://storage.googleapis.com/gresearch/smallcnnzoo-dataset/fashion_mnist.tar.xz",
-                "fashion_mnist.tar.xz",
-                None,
-            )],
-            ready: "fashion_mnist/weights.npy",
-            manual: None,
-        },
-        // The reference's fixed permutation files (design.md §6.3, §8.4), from its repository at
-        // the commit the spec describes; MD5s of those blobs.
-        "cnn-zoo-splits" => Dataset {
-            name: "cnn-zoo-splits",
-            subdir: "cnn_zoo/splits",
-            files: ZOO_SPLITS
-                .iter()
-                .map(|&(url, file, md5)| remote(url, file, Some(md5)))
-                .collect(),
-            ready: "svhn_split.csv",
-            manual: None,
-        },
-        _ => bail!(
-            "unknown data set {name:?}; available: mnist, cifar10, siren-mnist, siren-fashion, \
-             siren-cifar, cnn-zoo-cifar10, cnn-zoo-svhn, cnn-zoo-mnist, cnn-zoo-fashion-mnist, \
-             cnn-zoo-splits"
-        ),
-    })
-}
-
 /// Download (or take `--from`) and unpack one data set.
 pub fn run(args: &Args) -> Result<()> {
     let set = dataset(&args.dataset)?;
-    let dir = args.dir.clone().unwrap_or_else(|| root().join("data")).join(set.subdir);
+    let data_root = args.dir.clone().unwrap_or_else(|| root().join("data"));
+    install(&set, &data_root, args.from.as_deref(), true).map(|_| ())
+}
+
+/// Fetch `set`'s files (or take the archive `from`) into `data_root/<subdir>`, verified, unpack
+/// its archives, and return that folder. A set that is already there is left alone.
+///
+/// # Errors
+/// A failed or corrupt download (naming its URL), a manual-download set without `from`, an archive
+/// that does not unpack, or a set that is still incomplete afterwards.
+pub fn install(
+    set: &Dataset,
+    data_root: &Path,
+    from: Option<&Path>,
+    progress: bool,
+) -> Result<PathBuf> {
+    let dir = data_root.join(set.subdir);
     fs::create_dir_all(&dir).with_context(|| format!("creating {dir:?}"))?;
     if dir.join(set.ready).exists() {
         eprintln!("xtask: {} is already in {}", set.name, dir.display());
-        return Ok(());
+        return Ok(dir);
     }
-    let archives: Vec<PathBuf> = match (&args.from, set.manual) {
-        (Some(from), _) => vec![from.clone()],
+    let archives: Vec<PathBuf> = match (from, set.manual) {
+        (Some(from), _) => vec![from.to_path_buf()],
         (None, Some(tar)) => bail!(
             "{} is in a Google Drive folder, which has no plain download URL.\n\
              By hand: open {SIREN_DRIVE}, download {tar}, then run\n  \
@@ -225,7 +78,7 @@ pub fn run(args: &Args) -> Result<()> {
             let mut out = Vec::new();
             for remote in &set.files {
                 let dest = dir.join(remote.file);
-                fetch(&agent, remote.url, &dest, remote.md5, true, 5)?;
+                fetch(&agent, remote.url, &dest, remote.md5, progress, 5)?;
                 out.push(dest);
             }
             out
@@ -239,7 +92,7 @@ pub fn run(args: &Args) -> Result<()> {
         bail!("{} did not produce {}", set.name, dir.join(set.ready).display());
     }
     eprintln!("xtask: {} ready in {}", set.name, dir.display());
-    Ok(())
+    Ok(dir)
 }
 
 /// An HTTP agent with rustls and generous timeouts.

@@ -14,8 +14,13 @@ use crate::util::{self, root};
 
 /// The PyTorch release matching `tch = "=0.24.0"`.
 pub const TORCH_VERSION: &str = "2.11.0";
+/// Debian's FashionMNIST package.
+pub const FASHION_MNIST_PACKAGE: &str = "dataset-fashion-mnist";
 /// Where Debian's `dataset-fashion-mnist` puts the IDX files.
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
+/// Where `cargo xtask download fashion-mnist` puts them (under the workspace), which `nfn` reads
+/// when the Debian folder lacks them.
+pub const FASHION_MNIST_DOWNLOAD_DIR: &str = "data/fashion-mnist";
 
 /// Options of `setup`.
 #[derive(clap::Args)]
@@ -84,12 +89,15 @@ pub fn jemalloc_path() -> Option<&'static str> {
     JEMALLOC_PATHS.into_iter().find(|p| Path::new(p).exists())
 }
 
-/// Install the Debian packages that are missing: FashionMNIST (the demo's data) and jemalloc
+/// Install the Debian packages that are missing: FashionMNIST (the demo's data, unless
+/// `cargo xtask download fashion-mnist` already put it in `data/`) and jemalloc
 /// (the faster allocator for LibTorch on CPU). Both are optional, so a failure only warns.
 fn ensure_debian_packages() -> Result<()> {
-    let fashion_mnist = Path::new(FASHION_MNIST_DIR).join("train-images-idx3-ubyte.gz").exists();
+    // Debian's package, or a finished `cargo xtask download fashion-mnist` (its last file is there).
+    let fashion_mnist = Path::new(FASHION_MNIST_DIR).join("train-images-idx3-ubyte.gz").exists()
+        || root().join(FASHION_MNIST_DOWNLOAD_DIR).join("t10k-labels-idx1-ubyte.gz").exists();
     let missing: Vec<(&str, &str)> = [
-        (fashion_mnist, "dataset-fashion-mnist", "the demo and the FashionMNIST commands need it"),
+        (fashion_mnist, FASHION_MNIST_PACKAGE, "the demo and the FashionMNIST commands need it"),
         (
             jemalloc_path().is_some(),
             "libjemalloc2",
@@ -105,8 +113,20 @@ fn ensure_debian_packages() -> Result<()> {
     }
     let is_root = util::output(Command::new("id").arg("-u")).as_deref() == Some("0");
     for (package, why) in missing {
+        // FashionMNIST can also come from Zalando's repository, where apt cannot help.
+        let or_else = if package == FASHION_MNIST_PACKAGE {
+            format!(
+                "; or download it without apt: `cargo xtask download fashion-mnist` (into \
+                 {FASHION_MNIST_DOWNLOAD_DIR})"
+            )
+        } else {
+            String::new()
+        };
         if !is_root {
-            eprintln!("xtask: {package} is missing ({why}); install it with `sudo apt-get install -y {package}`");
+            eprintln!(
+                "xtask: {package} is missing ({why}); install it with \
+                 `sudo apt-get install -y {package}`{or_else}"
+            );
             continue;
         }
         let install = || util::run(Command::new("apt-get").args(["install", "-y", package]));
@@ -114,7 +134,7 @@ fn ensure_debian_packages() -> Result<()> {
             || (util::run(Command::new("apt-get").arg("update")).is_ok() && install().is_ok());
         if !installed {
             // Nothing else depends on it; the commands that do report the missing files themselves.
-            eprintln!("xtask: could not install {package} with apt-get ({why})");
+            eprintln!("xtask: could not install {package} with apt-get ({why}){or_else}");
         }
     }
     Ok(())

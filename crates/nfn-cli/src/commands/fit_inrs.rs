@@ -78,7 +78,10 @@ impl Args {
 pub fn run(args: &Args) -> Result<()> {
     let fit = args.fit_config();
     fit.validate()?;
-    let data_dir = args.data_dir.clone().unwrap_or_else(|| args.dataset.default_dir());
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => args.dataset.default_dir()?,
+    };
     let out =
         args.out.clone().unwrap_or_else(|| PathBuf::from("data/inrs").join(args.dataset.name()));
     let images = args.dataset.load(&data_dir)?;

@@ -103,7 +103,10 @@ pub fn run(args: &Args) -> Result<()> {
         return merge(&out);
     }
     let images_set = args.dataset.images()?;
-    let dir = args.data_dir.clone().unwrap_or_else(|| images_set.default_dir());
+    let dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => images_set.default_dir()?,
+    };
     let set = images_set.load(&dir)?;
     let n_train = set.n_train;
     let n = set.labels.size()[0];

@@ -78,7 +78,10 @@ struct Edited {
 /// The three splits with their targets (made from the original images and cached beside the set).
 fn load(cfg: &EditConfig, set: &InrSet) -> Result<[Edited; 3]> {
     let dataset = Dataset::from_name(&set.manifest.dataset)?;
-    let dir = cfg.images.clone().unwrap_or_else(|| dataset.default_dir());
+    let dir = match &cfg.images {
+        Some(dir) => dir.clone(),
+        None => dataset.default_dir()?,
+    };
     let targets = EditTargets::build_or_load(set, &dataset.load(&dir)?, cfg.style)
         .with_context(|| format!("making the {} targets of {:?}", cfg.style.name(), set.dir()))?;
     let with = |split: Split, copies: bool| -> Result<Edited> {

@@ -1,5 +1,6 @@
 //! Download tests against a loopback HTTP server (std `TcpListener`, `Range` support) serving
-//! files written by the test: a good file, one whose first transfer breaks off, a wrong checksum.
+//! files written by the test: a good file, one whose first transfer breaks off, a wrong checksum,
+//! and a whole set (FashionMNIST) fetched into its folder.
 //! Nothing here touches the network.
 
 use std::collections::HashMap;
@@ -212,7 +213,8 @@ fn tar_gz_unpacks_and_truncated_archive_fails() {
 
 #[test]
 fn siren_sets_need_from_and_names_are_known() {
-    for name in ["mnist", "cifar10", "siren-mnist", "siren-fashion", "siren-cifar"] {
+    for name in ["mnist", "fashion-mnist", "cifar10", "siren-mnist", "siren-fashion", "siren-cifar"]
+    {
         assert_eq!(dataset(name).unwrap().name, name);
     }
     assert!(dataset("cnn-zoo-svhn").unwrap().files[0].url.ends_with("svhn_cropped.tar.xz"));
@@ -253,4 +255,92 @@ fn tar_xz_unpacks() {
     unpack(&archive, &out).unwrap();
     assert_eq!(fs::read(out.join("cifar10/weights.npy")).unwrap(), payload(3000));
     assert!(!out.join(".unpacking.tar").exists());
+}
+
+/// A `&'static str` for a `Remote` field (the catalogue holds literals); tests leak a few.
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+/// The FashionMNIST set with its files served by the loopback server at `url`: each file gets a
+/// payload of its own, and the MD5 of that payload unless it is named in `keep_md5` (those keep
+/// the official MD5, which the payload does not have). Returns the set and the payloads.
+fn served_fashion_mnist(
+    url: &str,
+    state: &Mutex<State>,
+    keep_md5: &[&str],
+) -> (Dataset, Vec<Vec<u8>>) {
+    let mut set = dataset("fashion-mnist").unwrap();
+    let mut bodies = Vec::new();
+    for (i, remote) in set.files.iter_mut().enumerate() {
+        let body = payload(20_000 + 7 * i);
+        remote.url = leak(format!("{url}/fashion/{}", remote.file));
+        if !keep_md5.contains(&remote.file) {
+            remote.md5 = Some(leak(md5_of(&body)));
+        }
+        state.lock().unwrap().files.insert(format!("/fashion/{}", remote.file), body.clone());
+        bodies.push(body);
+    }
+    (set, bodies)
+}
+
+#[test]
+fn fashion_mnist_is_zalandos_files_with_their_md5s() {
+    let set = dataset("fashion-mnist").unwrap();
+    assert_eq!((set.name, set.subdir, set.manual), ("fashion-mnist", "fashion-mnist", None));
+    let want = [
+        ("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+        ("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe"),
+        ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
+        ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
+    ];
+    assert_eq!(set.files.len(), want.len());
+    for (remote, (file, md5)) in set.files.iter().zip(want) {
+        assert_eq!((remote.file, remote.md5), (file, Some(md5)));
+        let base =
+            "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/";
+        assert_eq!(remote.url, format!("{base}{file}"));
+    }
+    // The last file fetched marks the set ready.
+    assert_eq!(set.ready, set.files.last().unwrap().file);
+    // `nfn fit-inrs --dataset cifar10` looks in data/cifar10/cifar-10-batches-bin by default.
+    let cifar = dataset("cifar10").unwrap();
+    assert_eq!(
+        Path::new(cifar.subdir).join(cifar.ready),
+        Path::new("cifar10/cifar-10-batches-bin/test_batch.bin")
+    );
+}
+
+#[test]
+fn fashion_mnist_download_verifies_and_lands_in_place() {
+    let (url, state) = server();
+    let (set, bodies) = served_fashion_mnist(&url, &state, &[]);
+    let root = tempfile::tempdir().unwrap();
+    let dir = install(&set, root.path(), None, false).unwrap();
+    assert_eq!(dir, root.path().join("fashion-mnist"));
+    for (remote, body) in set.files.iter().zip(&bodies) {
+        assert_eq!(&fs::read(dir.join(remote.file)).unwrap(), body, "{}", remote.file);
+        assert!(!part_path(&dir.join(remote.file)).exists());
+    }
+    assert_eq!(state.lock().unwrap().log.len(), 4);
+    // A second run finds the set ready and asks the server nothing.
+    install(&set, root.path(), None, false).unwrap();
+    assert_eq!(state.lock().unwrap().log.len(), 4);
+}
+
+#[test]
+fn corrupt_fashion_mnist_file_is_refused_naming_it() {
+    let (url, state) = server();
+    // t10k-images keeps its official MD5, which the served bytes do not match.
+    let bad = "t10k-images-idx3-ubyte.gz";
+    let (set, _) = served_fashion_mnist(&url, &state, &[bad]);
+    let root = tempfile::tempdir().unwrap();
+    let err = format!("{:#}", install(&set, root.path(), None, false).unwrap_err());
+    assert!(err.contains(bad) && err.contains("bef4ecab320f06d8554ea6380940ec79"), "{err}");
+    let dir = root.path().join("fashion-mnist");
+    // The files before it were verified and placed; it and the files after it were not.
+    assert!(dir.join("train-images-idx3-ubyte.gz").exists());
+    assert!(dir.join("train-labels-idx1-ubyte.gz").exists());
+    assert!(!dir.join(bad).exists() && !part_path(&dir.join(bad)).exists());
+    assert!(!dir.join(set.ready).exists());
 }

@@ -1,0 +1,212 @@
+//! The catalogue of `cargo xtask download`: each data set's files, URLs, MD5s and folder.
+
+use anyhow::{bail, Result};
+
+/// One remote file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Remote {
+    /// Full URL.
+    pub url: &'static str,
+    /// File name on disk.
+    pub file: &'static str,
+    /// Lower-case hex MD5, where a published one is known.
+    pub md5: Option<&'static str>,
+}
+
+/// A data set: where its files come from and where they go under the data root.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// The name on the command line.
+    pub name: &'static str,
+    /// Sub-folder of the data root that receives the files (and the unpacked archives).
+    pub subdir: &'static str,
+    /// Files to fetch; empty for the manual-download sets.
+    pub files: Vec<Remote>,
+    /// A path (relative to `subdir`) whose presence means the set is ready.
+    pub ready: &'static str,
+    /// For manual-download sets: what to do by hand.
+    pub manual: Option<&'static str>,
+}
+
+/// The Google Drive folder of the reference SIREN sets (no plain download URLs).
+pub const SIREN_DRIVE: &str =
+    "https://drive.google.com/drive/folders/15CdOTPWHqDcS4SwbIdm100rXkTYZPcC5";
+
+/// The reference's zoo split files: URL, file name, MD5.
+const ZOO_SPLITS: [(&str, &str, &str); 4] = [
+    (
+        "https://raw.githubusercontent.com/AllanYangZhou/nfn/ce783221fd7c511596220d805c7a5beccd764ee8/experiments/predict_gen_data_splits/cifar10_split.csv",
+        "cifar10_split.csv",
+        "11f540f58b301e17d6d776a32b08ac0b",
+    ),
+    (
+        "https://raw.githubusercontent.com/AllanYangZhou/nfn/ce783221fd7c511596220d805c7a5beccd764ee8/experiments/predict_gen_data_splits/fashion_mnist_split.csv",
+        "fashion_mnist_split.csv",
+        "c0db6f99d12e50188964ad8d7b35a437",
+    ),
+    (
+        "https://raw.githubusercontent.com/AllanYangZhou/nfn/ce783221fd7c511596220d805c7a5beccd764ee8/experiments/predict_gen_data_splits/mnist_split.csv",
+        "mnist_split.csv",
+        "b3faa8b00dd4702393c1000b3769d09f",
+    ),
+    (
+        "https://raw.githubusercontent.com/AllanYangZhou/nfn/ce783221fd7c511596220d805c7a5beccd764ee8/experiments/predict_gen_data_splits/svhn_split.csv",
+        "svhn_split.csv",
+        "f3e87a68c6bde5ec76807bc18920ee6c",
+    ),
+];
+
+/// FashionMNIST from Zalando's repository: URL, file name, MD5 (Zalando's README and
+/// torchvision's resource list). Debian's `dataset-fashion-mnist` holds the same files recompressed,
+/// so its MD5s differ; nothing here reads that package.
+const FASHION_MNIST: [(&str, &str, &str); 4] = [
+    (
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/train-images-idx3-ubyte.gz",
+        "train-images-idx3-ubyte.gz",
+        "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    ),
+    (
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/train-labels-idx1-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "25c81989df183df01b3e8a0aad5dffbe",
+    ),
+    (
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/t10k-images-idx3-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "bef4ecab320f06d8554ea6380940ec79",
+    ),
+    (
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/t10k-labels-idx1-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+        "bb300cfdad3c16e7a12a480ee83cd310",
+    ),
+];
+
+/// The known data sets (design.md §6.1, §6.3).
+pub fn dataset(name: &str) -> Result<Dataset> {
+    let remote = |url, file, md5| Remote { url, file, md5 };
+    let siren = |name, tar, dir| Dataset {
+        name,
+        subdir: "siren",
+        files: vec![],
+        ready: dir,
+        manual: Some(tar),
+    };
+    Ok(match name {
+        "mnist" => Dataset {
+            name: "mnist",
+            subdir: "mnist",
+            files: vec![
+                remote(
+                    "https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz",
+                    "train-images-idx3-ubyte.gz",
+                    Some("f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+                ),
+                remote(
+                    "https://ossci-datasets.s3.amazonaws.com/mnist/train-labels-idx1-ubyte.gz",
+                    "train-labels-idx1-ubyte.gz",
+                    Some("d53e105ee54ea40749a09fcbcd1e9432"),
+                ),
+                remote(
+                    "https://ossci-datasets.s3.amazonaws.com/mnist/t10k-images-idx3-ubyte.gz",
+                    "t10k-images-idx3-ubyte.gz",
+                    Some("9fb629c4189551a2d022fa330f9573f3"),
+                ),
+                remote(
+                    "https://ossci-datasets.s3.amazonaws.com/mnist/t10k-labels-idx1-ubyte.gz",
+                    "t10k-labels-idx1-ubyte.gz",
+                    Some("ec29112dd5afa0611ce80d1b7f02629c"),
+                ),
+            ],
+            ready: "t10k-labels-idx1-ubyte.gz",
+            manual: None,
+        },
+        // For machines without Debian's `dataset-fashion-mnist`; `nfn` looks in
+        // /usr/share/datasets/fashion-mnist first, then in data/fashion-mnist.
+        "fashion-mnist" => Dataset {
+            name: "fashion-mnist",
+            subdir: "fashion-mnist",
+            files: FASHION_MNIST
+                .iter()
+                .map(|&(url, file, md5)| remote(url, file, Some(md5)))
+                .collect(),
+            ready: "t10k-labels-idx1-ubyte.gz",
+            manual: None,
+        },
+        "cifar10" => Dataset {
+            name: "cifar10",
+            subdir: "cifar10",
+            files: vec![remote(
+                "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+                "cifar-10-binary.tar.gz",
+                Some("c32a1d4ab5d03f1284b67883e8d87530"),
+            )],
+            ready: "cifar-10-batches-bin/test_batch.bin",
+            manual: None,
+        },
+        "siren-mnist" => siren("siren-mnist", "siren_mnist_wts.tar", "siren_mnist_wts"),
+        "siren-fashion" => siren("siren-fashion", "siren_fashion_wts.tar", "siren_fashion_wts"),
+        "siren-cifar" => siren("siren-cifar", "siren_cifar_wts.tar", "siren_cifar_wts"),
+        "cnn-zoo-cifar10" => Dataset {
+            name: "cnn-zoo-cifar10",
+            subdir: "cnn_zoo",
+            files: vec![remote(
+                "https://storage.googleapis.com/gresearch/smallcnnzoo-dataset/cifar10.tar.xz",
+                "cifar10.tar.xz",
+                None,
+            )],
+            ready: "cifar10/weights.npy",
+            manual: None,
+        },
+        "cnn-zoo-svhn" => Dataset {
+            name: "cnn-zoo-svhn",
+            subdir: "cnn_zoo",
+            files: vec![remote(
+                "https://storage.googleapis.com/gresearch/smallcnnzoo-dataset/svhn_cropped.tar.xz",
+                "svhn_cropped.tar.xz",
+                None,
+            )],
+            ready: "svhn_cropped/weights.npy",
+            manual: None,
+        },
+        "cnn-zoo-mnist" => Dataset {
+            name: "cnn-zoo-mnist",
+            subdir: "cnn_zoo",
+            files: vec![remote(
+                "https://storage.googleapis.com/gresearch/smallcnnzoo-dataset/mnist.tar.xz",
+                "mnist.tar.xz",
+                None,
+            )],
+            ready: "mnist/weights.npy",
+            manual: None,
+        },
+        "cnn-zoo-fashion-mnist" => Dataset {
+            name: "cnn-zoo-fashion-mnist",
+            subdir: "cnn_zoo",
+            files: vec![remote(
+                "https://storage.googleapis.com/gresearch/smallcnnzoo-dataset/fashion_mnist.tar.xz",
+                "fashion_mnist.tar.xz",
+                None,
+            )],
+            ready: "fashion_mnist/weights.npy",
+            manual: None,
+        },
+        // The reference's fixed permutation files (design.md §6.3, §8.4), from its repository at
+        // the commit the spec describes; MD5s of those blobs.
+        "cnn-zoo-splits" => Dataset {
+            name: "cnn-zoo-splits",
+            subdir: "cnn_zoo/splits",
+            files: ZOO_SPLITS
+                .iter()
+                .map(|&(url, file, md5)| remote(url, file, Some(md5)))
+                .collect(),
+            ready: "svhn_split.csv",
+            manual: None,
+        },
+        _ => bail!(
+            "unknown data set {name:?}; available: mnist, fashion-mnist, cifar10, siren-mnist, \
+             siren-fashion, siren-cifar, cnn-zoo-cifar10, cnn-zoo-svhn, cnn-zoo-mnist, cnn-zoo-fashion-mnist, \
+             cnn-zoo-splits"
+        ),
+    })
+}
