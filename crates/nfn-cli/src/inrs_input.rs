@@ -142,3 +142,66 @@ fn from_reference(root: &Path, spec: &NetworkSpec) -> Result<InrInputs> {
         .collect();
     Ok(InrInputs { wsfeat, rows })
 }
+
+/// The range of per-layer weight statistics a model was trained on: per weight layer `l`, the
+/// 0.5% and 99.5% quantiles over its training INRs of each INR's mean |W_l|. INRs from another
+/// fitter can fall outside it (the reference's recipe gives smaller first-layer weights), and a
+/// model has never seen such inputs; `nfn predict` warns about them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StatRange {
+    /// Lower ends, one per weight layer.
+    pub lo: Vec<f64>,
+    /// Upper ends, one per weight layer.
+    pub hi: Vec<f64>,
+    /// Medians, one per weight layer.
+    pub median: Vec<f64>,
+}
+
+/// Each INR's mean |W_l| per weight layer: `[n, L]` f64 on the CPU.
+pub fn layer_stats(wsfeat: &WeightSpaceFeatures) -> Tensor {
+    let cols: Vec<Tensor> = wsfeat
+        .iter()
+        .map(|(w, _)| w.abs().flatten(1, -1).mean_dim(1, false, tch::Kind::Double))
+        .collect();
+    Tensor::stack(&cols, 1).to_device(tch::Device::Cpu)
+}
+
+impl StatRange {
+    /// The range of the INRs in `wsfeat` (at least one).
+    pub fn of(wsfeat: &WeightSpaceFeatures) -> Self {
+        let stats = layer_stats(wsfeat);
+        let q = |p: f64| -> Vec<f64> {
+            Vec::<f64>::try_from(stats.quantile_scalar(p, 0, false, "linear"))
+                .expect("a [L] f64 tensor")
+        };
+        StatRange { lo: q(0.005), hi: q(0.995), median: q(0.5) }
+    }
+
+    /// A warning naming the layer whose statistic falls outside the range for the largest share of
+    /// the INRs in `wsfeat`, if more than 5% of them are outside (1% are by construction).
+    pub fn check(&self, wsfeat: &WeightSpaceFeatures) -> Option<String> {
+        let stats = layer_stats(wsfeat);
+        let n = stats.size()[0].max(1) as f64;
+        let worst = (0..self.lo.len().min(stats.size()[1] as usize))
+            .map(|l| {
+                let col = stats.select(1, l as i64);
+                let out = col.lt(self.lo[l]).logical_or(&col.gt(self.hi[l]));
+                let share = out.sum(tch::Kind::Double).double_value(&[]) / n;
+                let median = col.median().double_value(&[]);
+                (l, share, median)
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))?;
+        let (l, share, median) = worst;
+        (share > 0.05).then(|| {
+            format!(
+                "{:.0}% of the INRs have a mean |W{l}| outside [{:.4}, {:.4}], the range of the \
+                 INRs the model was trained on (theirs: median {median:.4}, the model's {:.4}); \
+                 expect worse predictions: were they fitted another way?",
+                100.0 * share,
+                self.lo[l],
+                self.hi[l],
+                self.median[l]
+            )
+        })
+    }
+}

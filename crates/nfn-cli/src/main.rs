@@ -60,6 +60,8 @@ enum Command {
     /// Inr2Array latent arrays of INRs (an INR set, a reference .pth folder or a .npz) from a
     /// pretraining run's encoder, as .npy.
     Embed(commands::embed::Args),
+    /// Per-layer weight statistics of INRs (the range `predict` checks INRs against).
+    InrStats(commands::inr_stats::Args),
     /// Train a zoo of small CNNs (the Small CNN Zoo's architecture and hyperparameter
     /// distributions) and write it in the Small CNN Zoo format (resumable, shardable).
     MakeZoo(commands::make_zoo::Args),
@@ -96,6 +98,7 @@ fn main() -> ExitCode {
         Command::Edit(args) => commands::edit::run(&args),
         Command::Predict(args) => commands::predict::run(&args),
         Command::Embed(args) => commands::embed::run(&args),
+        Command::InrStats(args) => commands::inr_stats::run(&args),
         Command::MakeZoo(args) => commands::make_zoo::run(&args),
         Command::Latents(args) => commands::latents::run(&args),
         Command::MergeSet(args) => commands::merge_set::run(&args),

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::experiments::classify::TrainedClassifier;
 use crate::experiments::inr2array_classify::TrainedLatentClassifier;
+use crate::inrs_input::StatRange;
 
 /// The models of one data set.
 #[derive(Debug, Deserialize)]
@@ -23,6 +24,13 @@ pub struct Card {
     pub default: String,
     /// Per model (`inr2array`, `nft`): its record, `test_accuracy` among it.
     pub models: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Card {
+    /// The weight statistics of model `name`'s training INRs, if the card records them.
+    pub fn weight_range(&self, name: &str) -> Option<StatRange> {
+        serde_json::from_value(self.models.get(name)?.get("weight_range")?.clone()).ok()
+    }
 }
 
 /// Where the shipped models are: `NFN_PRETRAINED_DIR`, else this crate's `pretrained/` folder.
@@ -67,7 +75,7 @@ pub enum Shipped {
     /// Inr2Array encoder + latent classifier.
     Inr2Array(Box<TrainedLatentClassifier>),
     /// NFT on the weights.
-    Nft(TrainedClassifier),
+    Nft(Box<TrainedClassifier>),
 }
 
 /// Load model `model` (default: the card's) of `dataset`; also its card accuracy.
@@ -80,20 +88,24 @@ pub fn load(dataset: &str, model: Option<&str>) -> Result<(Shipped, Card, String
     let shipped = match name.as_str() {
         "inr2array" => {
             let d = dir.join("inr2array");
-            Shipped::Inr2Array(Box::new(TrainedLatentClassifier::from_files(
+            let mut m = TrainedLatentClassifier::from_files(
                 [&d.join("encoder.toml"), &d.join("encoder.safetensors")],
                 [&d.join("config.toml"), &d.join("model.safetensors")],
                 &card.spec,
-            )?))
+            )?;
+            m.trained_range = card.weight_range(&name);
+            Shipped::Inr2Array(Box::new(m))
         }
         "nft" => {
             let d = dir.join("nft");
-            Shipped::Nft(TrainedClassifier::from_files(
+            let mut m = TrainedClassifier::from_files(
                 &d.join("config.toml"),
                 &d.join("model.safetensors"),
                 &card.spec,
                 card.num_classes,
-            )?)
+            )?;
+            m.trained_range = card.weight_range(&name);
+            Shipped::Nft(Box::new(m))
         }
         other => bail!("no pretrained model {other:?} for {dataset:?}: use inr2array or nft"),
     };

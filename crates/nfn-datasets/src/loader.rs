@@ -64,7 +64,7 @@ impl InrSet {
 
     /// The INRs whose image index lies in `range` `[start, end)`, from every shard of the set
     /// whatever split it was fitted for; `with_copies` adds the extra copies of those images (only
-    /// training images have them). This re-splits a set under another [`SplitProtocol`].
+    /// training images have them). This re-splits a set under another [`SplitProtocol`](crate::inr_set::SplitProtocol).
     ///
     /// # Errors
     /// As [`InrSet::load`].

@@ -43,14 +43,27 @@ fn toml_string(text: &str, key: &str) -> Option<String> {
     table.get(key)?.as_str().map(str::to_string)
 }
 
+/// The per-layer weight statistics of an INR set's training split, from `nfn inr-stats --json`.
+fn weight_range(set: &Path) -> Result<Value> {
+    let mut cmd = crate::util::cargo();
+    cmd.args(["run", "--release", "--quiet", "-p", "nfn-cli", "--bin", "nfn", "--", "inr-stats"])
+        .arg("--inrs")
+        .arg(set)
+        .arg("--json");
+    let out = crate::util::output(&mut cmd)
+        .with_context(|| format!("`nfn inr-stats --inrs {}` failed", set.display()))?;
+    serde_json::from_str(&out).with_context(|| format!("parsing the statistics of {set:?}"))
+}
+
 /// The headline accuracy of a summary.
 fn accuracy(summary: &Value) -> Option<f64> {
     summary["test"].as_array()?.iter().find(|m| m["metric"] == "accuracy")?["value"].as_f64()
 }
 
 /// One model's card entry from its run summary and its INR set's manifest.
-fn card_entry(summary: &Value, manifest: &Value, files: &[&str]) -> Value {
-    json!({
+fn card_entry(summary: &Value, manifest: &Value, files: &[&str]) -> Result<Value> {
+    let set = summary["data"]["path"].as_str().context("a summary without data.path")?;
+    Ok(json!({
         "experiment": summary["experiment"],
         "model": summary["model"],
         "params": summary["params"],
@@ -64,7 +77,8 @@ fn card_entry(summary: &Value, manifest: &Value, files: &[&str]) -> Value {
         "finished": summary["finished"],
         "paper": summary["paper"],
         "files": files,
-    })
+        "weight_range": weight_range(&root().join(set))?,
+    }))
 }
 
 /// Copy the runs and write the card and the model card text.
@@ -115,10 +129,10 @@ pub fn run(args: &Args) -> Result<()> {
         "default": "inr2array",
         "models": {
             "inr2array": card_entry(&cls_sum, &cls_set,
-                &["encoder.toml", "encoder.safetensors", "config.toml", "model.safetensors"]),
-            "nft": card_entry(&nft_sum, &nft_set, &["config.toml", "model.safetensors"]),
+                &["encoder.toml", "encoder.safetensors", "config.toml", "model.safetensors"])?,
+            "nft": card_entry(&nft_sum, &nft_set, &["config.toml", "model.safetensors"])?,
         },
-        "encoder": card_entry(&enc_sum, &cls_set, &[]),
+        "encoder": card_entry(&enc_sum, &cls_set, &[])?,
     });
     std::fs::write(out.join("card.json"), serde_json::to_string_pretty(&card)? + "\n")?;
     std::fs::write(out.join("MODEL.md"), model_md(&args.dataset, &card, &enc_sum)?)?;
@@ -190,8 +204,12 @@ fn model_md(dataset: &str, card: &Value, enc_sum: &Value) -> Result<String> {
          200k GPU steps.\n\
          - INRs from other fitters: the models saw only SIRENs from our fitter. SIRENs fitted with \
          the reference's PyTorch recipe have differently distributed weights (for example mean \
-         |W1| 0.015 vs our 0.019); a model trained on ours scored chance on them in one trial. \
-         Fit your INRs with `nfn fit-inrs` for numbers like the ones above.\n\
+         |W1| 0.015 vs our 0.019, `nfn fit-inrs --recipe reference` fits that way), and the \
+         models score far lower on them (`crates/nfn-cli/tests/pretrained.rs` prints both). \
+         Fit your INRs with `nfn fit-inrs` for numbers like the ones above. `nfn predict` warns, \
+         naming the layer, when more than 5% of the INRs it is given have a layer's mean |W| \
+         outside the 0.5-99.5% range of the model's training INRs (`weight_range` in \
+         `card.json`; `nfn inr-stats --inrs <yours>` shows your INRs' statistics).\n\
          - `crates/nfn-cli/tests/pretrained.rs` fits the first 300 test images of FashionMNIST \
          (when the data set is installed) and checks each model's accuracy on them against this \
          card: within 9 points, three binomial standard deviations of a 300-sample estimate at \

@@ -7,6 +7,7 @@ pub mod embed;
 pub mod eval;
 pub mod fit_inrs;
 pub mod info;
+pub mod inr_stats;
 pub mod latents;
 pub mod make_zoo;
 pub mod merge_set;

@@ -21,7 +21,7 @@ use crate::experiments::classify::TrainedClassifier;
 use crate::experiments::inr2array_classify::TrainedLatentClassifier;
 use crate::experiments::zoo::{self, ZooConfig, ZooDataConfig};
 use crate::experiments::ExperimentKind;
-use crate::inrs_input::{read_inrs, InrFn};
+use crate::inrs_input::{read_inrs, InrFn, StatRange};
 use crate::pretrained::{self, Shipped};
 
 /// Options of `predict`.
@@ -115,12 +115,16 @@ pub fn parse_split(s: &str) -> std::result::Result<Split, String> {
 pub fn run(args: &Args) -> Result<()> {
     if let (Some(name), Some(inrs)) = (&args.pretrained, &args.inrs) {
         let (shipped, card, model) = pretrained::load(name, args.model.as_deref())?;
-        let (spec, logits): (_, Box<InrFn<'_>>) = match shipped {
-            Shipped::Inr2Array(m) => (m.spec.clone(), Box::new(move |x| m.logits(x))),
-            Shipped::Nft(m) => (m.spec.clone(), Box::new(move |x| m.logits(x))),
+        let (spec, range, logits): (_, _, Box<InrFn<'_>>) = match shipped {
+            Shipped::Inr2Array(m) => {
+                (m.spec.clone(), m.trained_range.clone(), Box::new(move |x| m.logits(x)))
+            }
+            Shipped::Nft(m) => {
+                (m.spec.clone(), m.trained_range.clone(), Box::new(move |x| m.logits(x)))
+            }
         };
         let record = &card.models[&model];
-        let line = predict_inrs(args, &spec, &logits, inrs)?;
+        let line = predict_inrs(args, &spec, range.as_ref(), &logits, inrs)?;
         println!(
             "{line}; the pretrained {name} {model} model's card: {:.1}% on its {} test INRs",
             record["test_accuracy"].as_f64().unwrap_or(f64::NAN),
@@ -134,13 +138,15 @@ pub fn run(args: &Args) -> Result<()> {
     match (&args.inrs, &args.weights, kind) {
         (Some(inrs), _, ExperimentKind::Classify) => {
             let model = TrainedClassifier::load(&run)?;
-            let line = predict_inrs(args, &model.spec, &|x| model.logits(x), inrs)?;
+            let range = model.trained_range.as_ref();
+            let line = predict_inrs(args, &model.spec, range, &|x| model.logits(x), inrs)?;
             println!("{line}");
             Ok(())
         }
         (Some(inrs), _, ExperimentKind::Inr2ArrayClassify) => {
             let model = TrainedLatentClassifier::load(&run)?;
-            let line = predict_inrs(args, &model.spec, &|x| model.logits(x), inrs)?;
+            let range = model.trained_range.as_ref();
+            let line = predict_inrs(args, &model.spec, range, &|x| model.logits(x), inrs)?;
             println!("{line}");
             Ok(())
         }
@@ -161,10 +167,14 @@ pub fn run(args: &Args) -> Result<()> {
 fn predict_inrs(
     args: &Args,
     spec: &nfn_weightspace::NetworkSpec,
+    range: Option<&StatRange>,
     logits: &InrFn<'_>,
     inrs: &Path,
 ) -> Result<String> {
     let inputs = read_inrs(inrs, spec, &args.splits)?;
+    if let Some(warning) = range.and_then(|r| r.check(&inputs.wsfeat)) {
+        eprintln!("nfn: warning: {}: {warning}", inrs.display());
+    }
     let n = inputs.wsfeat.batch_size();
     let bar = progress_bar("predict", n as u64);
     let mut probs = Vec::new();

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
+use crate::inrs_input::StatRange;
+
 use crate::data::{eval_batches, load_splits, DataConfig, EpochBatches, Splits};
 use crate::driver::{device, eval_run, param_count, train_run, Experiment};
 
@@ -149,6 +151,8 @@ pub fn eval(run: &Run) -> Result<Evaluation> {
 pub struct TrainedClassifier {
     /// The SIREN spec the model reads.
     pub spec: nfn_weightspace::NetworkSpec,
+    /// The weight statistics of its training INRs, when known.
+    pub trained_range: Option<StatRange>,
     _vs: VarStore,
     model: Box<dyn InvariantModel>,
     standardization: Option<nfn_datasets::loader::Standardization>,
@@ -168,8 +172,10 @@ impl TrainedClassifier {
         nft_model::load_model(&mut vs, &best)
             .with_context(|| format!("loading {best:?} (train the run first)"))?;
         let spec = splits.train.spec.clone();
+        let trained_range = Some(StatRange::of(&splits.train.all_features()?));
         Ok(TrainedClassifier {
             spec,
+            trained_range,
             _vs: vs,
             model,
             standardization: splits.standardization,
@@ -196,7 +202,14 @@ impl TrainedClassifier {
         let mut vs = VarStore::new(device);
         let model = cfg.model.build(&vs.root(), spec, num_classes)?;
         nft_model::load_model(&mut vs, weights)?;
-        Ok(TrainedClassifier { spec: spec.clone(), _vs: vs, model, standardization: None, device })
+        Ok(TrainedClassifier {
+            spec: spec.clone(),
+            trained_range: None,
+            _vs: vs,
+            model,
+            standardization: None,
+            device,
+        })
     }
 
     /// Class logits `[b, classes]` (on the CPU) of raw INR features `[b, 1, ..]`.

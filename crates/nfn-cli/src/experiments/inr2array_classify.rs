@@ -19,6 +19,7 @@ use tch::{Device, Kind, Tensor};
 use super::classify::dataset_name;
 use super::inr2array_pretrain::{load_pretrained, MODEL_NAME};
 use crate::driver::{device, eval_run, param_count, progress_bar, train_run, Experiment};
+use crate::inrs_input::StatRange;
 
 /// The cache folder of `split`'s latents: `<encoder_run>/latents/<split>/`.
 pub fn latent_dir(cfg: &ClassifyConfig, split: Split) -> PathBuf {
@@ -170,6 +171,8 @@ pub fn eval(run: &Run) -> Result<Evaluation> {
 pub struct TrainedLatentClassifier {
     /// The SIREN spec the encoder reads.
     pub spec: nfn_weightspace::NetworkSpec,
+    /// The weight statistics of its training INRs, when known.
+    pub trained_range: Option<StatRange>,
     _vs: (VarStore, VarStore),
     autoencoder: Inr2ArrayAutoencoder,
     classifier: TransformerClassifier,
@@ -190,8 +193,10 @@ impl TrainedLatentClassifier {
         let best = run.best();
         nft_model::load_model(&mut vs, &best)
             .with_context(|| format!("loading {best:?} (train the run first)"))?;
+        let trained_range = Some(StatRange::of(&set.load(Split::Train, false)?.all_features()?));
         Ok(TrainedLatentClassifier {
             spec: set.manifest.spec.clone(),
+            trained_range,
             _vs: (enc_vs, vs),
             autoencoder,
             classifier,
@@ -223,6 +228,7 @@ impl TrainedLatentClassifier {
         nft_model::load_model(&mut vs, weights)?;
         Ok(TrainedLatentClassifier {
             spec: spec.clone(),
+            trained_range: None,
             _vs: (enc_vs, vs),
             autoencoder,
             classifier,
