@@ -1,7 +1,8 @@
 //! `cargo xtask`: the project driver. It links no LibTorch, because it is what installs it.
 //!
 //! `setup` installs PyTorch 2.11.0 (LibTorch for tch 0.24.0) into `.venv/` and FashionMNIST;
-//! `test` runs fmt, clippy, the test suite and the docs; `demo` runs the main job through `nfn`.
+//! `test` runs fmt, clippy, the test suite and the docs; `demo` runs the main job through `nfn`;
+//! `reproduce` takes one experiment config from nothing to its evaluated result.
 //! Where there is an NVIDIA GPU, `nfn` and the bench binaries are built with `--features cuda`
 //! ([`gpu`]); `gpu-check` is the prepared check for such a machine.
 
@@ -13,13 +14,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The command line of `cargo xtask`.
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "nfn-rs project tasks")]
 struct Cli {
+    /// The task to run.
     #[command(subcommand)]
     command: Command,
 }
 
+/// The tasks, one file each in `src/commands/`.
 #[derive(Subcommand)]
 enum Command {
     /// Install LibTorch (PyTorch 2.11.0 in .venv/) and FashionMNIST; idempotent.
@@ -52,11 +56,14 @@ enum Command {
     /// layers/inr2array/fit benches on the GPU and a step-budget demo training, each timed and with a
     /// timeout; writes one report (default docs/bench/gpu.md). `--dry-run` checks it without a GPU.
     GpuCheck(commands::gpu_check::Args),
+    /// Take an experiment config from nothing to its evaluated result: download, fit or convert,
+    /// train (its encoder run first), eval; resumable. `--dry-run` prints the numbered steps.
+    Reproduce(commands::reproduce::Args),
 }
 
-/// Run the task; errors print as one line (the cause chain, no backtrace) and exit with 2.
-fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+/// Run one command.
+fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Setup(args) => commands::setup::run(&args),
         Command::Test(args) => commands::test::run(&args),
         Command::Demo(args) => commands::demo::run(&args),
@@ -70,8 +77,13 @@ fn main() -> ExitCode {
         Command::Download(args) => commands::download::run(&args),
         Command::ShipPretrained(args) => commands::ship_pretrained::run(&args),
         Command::GpuCheck(args) => commands::gpu_check::run(&args),
-    };
-    match result {
+        Command::Reproduce(args) => commands::reproduce::run(&args),
+    }
+}
+
+/// Run the task; errors print as one line (the cause chain, no backtrace) and exit with 2.
+fn main() -> ExitCode {
+    match dispatch(Cli::parse().command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xtask: error: {e:#}");

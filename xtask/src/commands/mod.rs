@@ -7,6 +7,7 @@ pub mod eval;
 pub mod fit_inrs;
 pub mod gpu_check;
 pub mod nfn;
+pub mod reproduce;
 pub mod setup;
 pub mod ship_pretrained;
 pub mod show;
