@@ -128,6 +128,12 @@ pub struct ClassifyDataConfig {
     /// Networks per latent chunk file.
     #[serde(default = "default_chunk")]
     pub chunk_size: i64,
+    /// More INR sets whose training INRs are encoded too and added to the training latents, e.g.
+    /// the same images fitted with another recipe (`nfn fit-inrs --recipe reference`), so that the
+    /// classifier learns latents of INRs from more than one fitter. Their latents are cached under
+    /// `<encoder_run>/latents/extra/<set folder name>/train/`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_train: Vec<PathBuf>,
 }
 
 fn default_classify_batch() -> i64 {

@@ -161,6 +161,11 @@ pub struct DataConfig {
     /// [45000,50000) / [50000,N)` on every data set, its Inr2Array FashionMNIST `55000/60000`).
     #[serde(default, skip_serializing_if = "is_fitted")]
     pub split_protocol: SplitProtocol,
+    /// More INR sets whose training INRs (with their copies if `use_copies`) join the training
+    /// split, e.g. the same images fitted with another recipe (`nfn fit-inrs --recipe reference`),
+    /// so that the model learns INRs from more than one fitter. Validation and test stay `inrs`'s.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_train: Vec<PathBuf>,
 }
 
 fn is_fitted(p: &SplitProtocol) -> bool {
@@ -237,6 +242,19 @@ pub fn load_splits(cfg: &DataConfig) -> Result<Splits> {
                 out.try_into().map_err(|_| anyhow::anyhow!("three splits"))?;
             [train, val, test]
         }
+    };
+    let train = if cfg.extra_train.is_empty() {
+        train
+    } else {
+        let mut parts = vec![train];
+        for extra in &cfg.extra_train {
+            let set = open_set(extra)?;
+            if set.manifest.spec != parts[0].spec {
+                bail!("{extra:?}: its SIRENs differ from those of {:?}", cfg.inrs);
+            }
+            parts.push(set.load(Split::Train, cfg.use_copies)?);
+        }
+        InrSplit::concat(&parts)?
     };
     let standardization = if cfg.standardize { Some(train.standardization()?) } else { None };
     Ok(Splits { standardization, train, val, test })

@@ -343,6 +343,23 @@ fn every_kind_trains_evaluates_and_tabulates_the_same_way() {
         "{err}"
     );
 
+    // More training sets (`data.extra_train`, e.g. INRs of another fitter) join the training split
+    // only; here the same set again, so the training split doubles and val/test stay.
+    for (name, text) in [
+        ("extra", classify_config("extra", &inrs, 2, 1)),
+        ("latent_extra", latent_config("latent_extra", &runs.join("ae"))),
+    ] {
+        let needle = if name == "extra" { "eval_batch_size = 16" } else { "chunk_size = 16" };
+        let text =
+            text.replace(needle, &format!("{needle}\nextra_train = [\"{}\"]", inrs.display()));
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        nfn(&["train", path.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
+        let summary = eval_matches_summary(&runs.join(name));
+        assert_eq!(summary["data"]["train"], 110, "{name}");
+        assert_eq!(summary["data"]["test"], hnp["data"]["test"], "{name}");
+    }
+
     // A corrupt shard is a data error that names the file, not a config error.
     let shard = std::fs::read_dir(&inrs)
         .unwrap()

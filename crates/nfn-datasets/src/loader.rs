@@ -171,6 +171,29 @@ impl InrSet {
 }
 
 impl InrSplit {
+    /// The INRs of `parts` one after another (they must share a spec).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for no parts or parts of different specs.
+    pub fn concat(parts: &[InrSplit]) -> Result<InrSplit> {
+        let first =
+            parts.first().ok_or_else(|| Error::InvalidArgument("no INRs to join".into()))?;
+        if parts.iter().any(|p| p.spec != first.spec) {
+            return Err(Error::InvalidArgument("INR splits of different SIREN specs".into()));
+        }
+        let cat = |f: fn(&InrSplit) -> &Tensor| {
+            Tensor::cat(&parts.iter().map(|p| f(p).shallow_clone()).collect::<Vec<_>>(), 0)
+        };
+        Ok(InrSplit {
+            spec: first.spec.clone(),
+            params: cat(|p| &p.params),
+            labels: cat(|p| &p.labels),
+            image_index: cat(|p| &p.image_index),
+            copy: cat(|p| &p.copy),
+            psnr: cat(|p| &p.psnr),
+        })
+    }
+
     /// Number of INRs.
     pub fn len(&self) -> i64 {
         self.labels.size()[0]

@@ -26,11 +26,16 @@ pub fn latent_dir(cfg: &ClassifyConfig, split: Split) -> PathBuf {
     cfg.encoder_run.join("latents").join(split.name())
 }
 
-/// Extract `part` of `split`'s latents into the cache, skipping chunks already there.
+/// The cache folder of the training latents of an extra set (`data.extra_train`).
+fn extra_dir(cfg: &ClassifyConfig, set: &Path) -> PathBuf {
+    let name = set.file_name().map_or_else(|| "set".into(), |n| n.to_string_lossy().into_owned());
+    cfg.encoder_run.join("latents").join("extra").join(name).join(Split::Train.name())
+}
+
+/// Extract `part` of `split`'s latents of `set` into the cache `dir`, skipping chunks already there.
 fn extract_split(
     model: &Inr2ArrayAutoencoder,
-    set: &InrSet,
-    split: Split,
+    (set, split, dir): (&InrSet, Split, &Path),
     cfg: &ClassifyConfig,
     device: Device,
     part: Shard,
@@ -46,7 +51,7 @@ fn extract_split(
         model.encoder(),
         inrs.len(),
         &inrs.labels,
-        &latent_dir(cfg, split),
+        dir,
         cfg.data.chunk_size,
         cfg.data.extract_batch_size,
         part,
@@ -60,20 +65,18 @@ fn extract_split(
     Ok(())
 }
 
-/// Latents of `split` from the cache, extracting what is missing.
+/// Latents of `split` of `set` from the cache `dir`, extracting what is missing.
 fn split_latents(
     model: &Inr2ArrayAutoencoder,
-    set: &InrSet,
-    split: Split,
+    (set, split, dir): (&InrSet, Split, &Path),
     cfg: &ClassifyConfig,
     device: Device,
 ) -> Result<(Tensor, Tensor)> {
-    let dir = latent_dir(cfg, split);
-    if let Ok((_, latents, labels)) = read_latents(&dir) {
+    if let Ok((_, latents, labels)) = read_latents(dir) {
         return Ok((latents, labels));
     }
-    extract_split(model, set, split, cfg, device, Shard::ALL)?;
-    let (_, latents, labels) = read_latents(&dir)?;
+    extract_split(model, (set, split, dir), cfg, device, Shard::ALL)?;
+    let (_, latents, labels) = read_latents(dir)?;
     Ok((latents, labels))
 }
 
@@ -101,10 +104,22 @@ fn encoder_for(
 /// The latents of every split (train, val, test), extracted with the config's encoder run.
 fn all_latents(cfg: &ClassifyConfig, device: Device) -> Result<([(Tensor, Tensor); 3], String)> {
     let (pre, set, _enc_vs, autoencoder) = encoder_for(cfg, device)?;
-    let latents = [Split::Train, Split::Val, Split::Test]
-        .map(|split| split_latents(&autoencoder, &set, split, cfg, device));
+    let latents = [Split::Train, Split::Val, Split::Test].map(|split| {
+        split_latents(&autoencoder, (&set, split, &latent_dir(cfg, split)), cfg, device)
+    });
     let [train, val, test] = latents;
-    Ok(([train?, val?, test?], pre.data.inrs.display().to_string()))
+    let (mut train_z, mut train_y) = train?;
+    for extra in &cfg.data.extra_train {
+        let extra_set = crate::data::open_set(extra)?;
+        if extra_set.manifest.spec != set.manifest.spec {
+            bail!("{extra:?}: its SIRENs differ from those of the encoder run's set");
+        }
+        let dir = extra_dir(cfg, extra);
+        let (z, y) = split_latents(&autoencoder, (&extra_set, Split::Train, &dir), cfg, device)?;
+        train_z = Tensor::cat(&[train_z, z], 0);
+        train_y = Tensor::cat(&[train_y, y], 0);
+    }
+    Ok(([(train_z, train_y), val?, test?], pre.data.inrs.display().to_string()))
 }
 
 /// Extract `part` of every split's latents into the encoder run's cache (for N processes sharing
@@ -113,7 +128,7 @@ pub fn extract_part(cfg: &ClassifyConfig, part: Shard) -> Result<()> {
     let device = device();
     let (_, set, _enc_vs, autoencoder) = encoder_for(cfg, device)?;
     for split in Split::ALL {
-        extract_split(&autoencoder, &set, split, cfg, device, part)?;
+        extract_split(&autoencoder, (&set, split, &latent_dir(cfg, split)), cfg, device, part)?;
     }
     Ok(())
 }

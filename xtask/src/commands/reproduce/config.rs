@@ -54,6 +54,9 @@ pub struct DataView {
     /// Whether training reads the set's augmentation copies.
     #[serde(default)]
     pub use_copies: bool,
+    /// More INR sets whose training INRs join the training split.
+    #[serde(default)]
+    pub extra_train: Vec<String>,
 }
 
 /// A config read from disk, with its path as command lines name it.

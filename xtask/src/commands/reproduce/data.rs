@@ -116,7 +116,7 @@ fn copies_wanted(cfg: &Config, images: Images) -> u32 {
 fn unknown(what: &str, path: &str) -> anyhow::Error {
     anyhow::anyhow!(
         "the plan does not know how to make the {what} {path:?} (it knows \
-         {INRS_DIR}/<mnist|fashion-mnist|cifar10>[-reference|-demo|-<n>k][-aug<k>], \
+         {INRS_DIR}/<mnist|fashion-mnist|cifar10>[-reference|-demo|-<n>k][-ref][-aug<k>], \
          data/cnn_zoo/<downloaded zoo>, {FMNIST_2K_ZOO}, data/cnn_zoo/splits/*); \
          teach it in xtask/src/commands/reproduce/data.rs"
     )
@@ -143,14 +143,20 @@ struct InrSetName {
     source: Source,
     /// The augmentation copies an `-aug<k>` name fixes.
     aug: Option<u32>,
+    /// Fitted with the reference's recipe (a `-ref` name: `fit-inrs --recipe reference`).
+    reference_recipe: bool,
 }
 
-/// Read `data/inrs/<ds>[-reference|-demo|-<n>k][-aug<k>]`.
+/// Read `data/inrs/<ds>[-reference|-demo|-<n>k][-ref][-aug<k>]`.
 fn parse_inr_set(path: &str) -> Option<InrSetName> {
     let name = path.strip_prefix(INRS_DIR)?.strip_prefix('/')?;
     let (name, aug) = match name.rsplit_once("-aug") {
         Some((base, k)) => (base, Some(k.parse::<u32>().ok().filter(|&k| k > 0)?)),
         None => (name, None),
+    };
+    let (name, reference_recipe) = match name.strip_suffix("-ref") {
+        Some(base) => (base, true),
+        None => (name, false),
     };
     let images = Images::ALL.into_iter().find(|i| {
         name.strip_prefix(i.name()).is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
@@ -164,7 +170,10 @@ fn parse_inr_set(path: &str) -> Option<InrSetName> {
             Source::Fit { limit: Some(thousands.checked_mul(1000).filter(|&n| n > 0)?) }
         }
     };
-    Some(InrSetName { images, source, aug })
+    if reference_recipe && source == Source::Reference {
+        return None; // converted sets are not fitted here
+    }
+    Some(InrSetName { images, source, aug, reference_recipe })
 }
 
 /// The augmentation copies the set at `path` is made with: those an `-aug<k>` name fixes, else
@@ -255,10 +264,18 @@ pub fn inr_set_steps(
             if copies > 0 {
                 argv.extend(["--copies", &copies_arg]);
             }
+            if set.reference_recipe {
+                argv.extend(["--recipe", "reference"]);
+            }
             argv.extend(["--out", path]);
             let which = match limit {
                 Some(n) => format!("the first {n} training images of {}", images.title()),
                 None => format!("every {} image", images.title()),
+            };
+            let which = if set.reference_recipe {
+                format!("{which} with the reference's recipe")
+            } else {
+                which
             };
             steps.push(Step::xtask(
                 format!(

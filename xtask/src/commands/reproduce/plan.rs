@@ -88,6 +88,9 @@ fn plan_config(
             );
         }
     }
+    for extra in data.extra_train.iter().map(|p| norm(p)) {
+        steps.extend(inr_set_steps(extra, cfg, configs, env).with_context(in_cfg)?);
+    }
     if let Some(zoo) = data.zoo.as_deref().map(norm) {
         steps.extend(zoo_steps(zoo, data.split.as_deref().map(norm), env).with_context(in_cfg)?);
     }

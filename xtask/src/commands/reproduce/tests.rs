@@ -244,3 +244,16 @@ fn dry_run_lists_numbered_steps_with_quoted_command_lines() {
          cargo xtask train 'my configs/a b.toml'\n"
     );
 }
+
+#[test]
+fn extra_training_sets_are_made_too_with_their_recipe() {
+    assert_eq!(
+        lines("demo_nft_mix", true),
+        [
+            "cargo xtask fit-inrs --dataset fashion-mnist --limit 3000 --out data/inrs/fashion-mnist-demo",
+            "cargo xtask fit-inrs --dataset fashion-mnist --limit 3000 --recipe reference --out data/inrs/fashion-mnist-demo-ref",
+            "cargo xtask train xtask/configs/demo_nft_mix.toml",
+            "cargo xtask eval data/runs/demo_nft_mix",
+        ]
+    );
+}
