@@ -208,7 +208,13 @@ impl TrainedLatentClassifier {
         let best = run.best();
         nft_model::load_model(&mut vs, &best)
             .with_context(|| format!("loading {best:?} (train the run first)"))?;
-        let trained_range = Some(StatRange::of(&set.load(Split::Train, false)?.all_features()?));
+        // Over every training set: the encoder run's and any `data.extra_train`.
+        let mut train = vec![set.load(Split::Train, false)?];
+        for extra in &cfg.data.extra_train {
+            train.push(crate::data::open_set(extra)?.load(Split::Train, false)?);
+        }
+        let train = nfn_datasets::loader::InrSplit::concat(&train)?;
+        let trained_range = Some(StatRange::of(&train.all_features()?));
         Ok(TrainedLatentClassifier {
             spec: set.manifest.spec.clone(),
             trained_range,
