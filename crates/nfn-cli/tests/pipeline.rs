@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use support::{classify_config, fit_tiny_set, nfn};
 
@@ -307,15 +307,54 @@ fn every_kind_trains_evaluates_and_tabulates_the_same_way() {
     let index: Vec<i64> =
         column(&latents.with_extension("csv"), 2).iter().map(|v| v.parse().unwrap()).collect();
     assert_eq!(index, test_index);
-    // INRs of another architecture, and a run that does not classify: one line, exit code 2.
+    // The committed reference-format folder (`randinit_smaller_<d>s/net<i>.pth`): its base fits,
+    // in image-index order, with the labels of their folders.
+    let pth = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../nfn-datasets/tests/fixtures/pth/siren_mnist_wts");
+    let csv = dir.path().join("pth.csv");
+    nfn(&[
+        "predict",
+        "--run",
+        hnp_s,
+        "--inrs",
+        pth.to_str().unwrap(),
+        "--out",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        (column(&csv, 2), column(&csv, 3)),
+        (vec!["2".into(), "5".into()], vec!["7".into(), "3".into()])
+    );
+    let pth_latents = dir.path().join("pth.npy");
+    nfn(&[
+        "embed",
+        "--run",
+        ae_run.to_str().unwrap(),
+        "--inrs",
+        pth.to_str().unwrap(),
+        "--out",
+        pth_latents.to_str().unwrap(),
+    ]);
+    assert_eq!(nfn_weightspace::io::read_npy(&pth_latents).unwrap().size(), [2, 4, 8]);
+    // INRs of another architecture (a hidden width of 8; 3-channel CIFAR SIRENs to this 1-channel
+    // model), a missing run, and a run that does not classify: one line, exit code 2.
     let wrong = dir.path().join("wrong.npz");
     let spec = nfn_weightspace::NetworkSpec::mlp(&[2, 8, 1]).unwrap();
     nfn_weightspace::WeightSpaceFeatures::randn(&spec, 2, 1, (tch::Kind::Float, tch::Device::Cpu))
         .write_npz(&wrong)
         .unwrap();
-    for (run, inrs_arg, needle) in
-        [(&hnp_run, &wrong, "wrong.npz"), (&ae_run, &inrs, "needs an INR classification run")]
-    {
+    let colour = dir.path().join("colour.npz");
+    let spec = nfn_weightspace::NetworkSpec::siren(3);
+    nfn_weightspace::WeightSpaceFeatures::randn(&spec, 2, 1, (tch::Kind::Float, tch::Device::Cpu))
+        .write_npz(&colour)
+        .unwrap();
+    let missing = dir.path().join("no-such-run");
+    for (run, inrs_arg, needle) in [
+        (&hnp_run, &wrong, "wrong.npz"),
+        (&hnp_run, &colour, "colour.npz"),
+        (&missing, &inrs, "no-such-run"),
+        (&ae_run, &inrs, "needs an INR classification run"),
+    ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_nfn"))
             .args(["predict", "--run", run.to_str().unwrap(), "--inrs"])
             .arg(inrs_arg)
