@@ -157,7 +157,7 @@ pub struct DataConfig {
     #[serde(default)]
     pub standardize: bool,
     /// Which images form the splits: `fitted` (the set's own, the default), `inr2array` or
-    /// `classify` (REFERENCE §6.1: the reference's NFN classification uses `[0,45000) /
+    /// `classify` (design.md §6.1: the reference's NFN classification uses `[0,45000) /
     /// [45000,50000) / [50000,N)` on every data set, its Inr2Array FashionMNIST `55000/60000`).
     #[serde(default, skip_serializing_if = "is_fitted")]
     pub split_protocol: SplitProtocol,

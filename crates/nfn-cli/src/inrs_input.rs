@@ -16,6 +16,33 @@ use tch::Tensor;
 /// its output on the CPU.
 pub type InrFn<'a> = dyn Fn(&WeightSpaceFeatures) -> Tensor + 'a;
 
+/// `f` over the INRs of `wsfeat`, `batch` at a time with a progress bar named `name`, the outputs
+/// joined along the batch axis.
+pub fn in_batches(wsfeat: &WeightSpaceFeatures, batch: i64, name: &str, f: &InrFn<'_>) -> Tensor {
+    let (n, batch) = (wsfeat.batch_size(), batch.max(1));
+    let bar = crate::driver::progress_bar(name, n as u64);
+    let mut parts = Vec::new();
+    for start in (0..n).step_by(batch as usize) {
+        let len = batch.min(n - start);
+        let idx = Tensor::arange_start(start, start + len, (tch::Kind::Int64, tch::Device::Cpu));
+        parts.push(f(&wsfeat.index_batch(&idx)));
+        bar.set_position((start + len) as u64);
+    }
+    bar.finish_and_clear();
+    Tensor::cat(&parts, 0)
+}
+
+/// A trained model that classifies INRs: the direct classifiers and the Inr2Array encoder +
+/// latent classifier, from a run or shipped.
+pub trait InrClassifier {
+    /// The SIREN spec it reads.
+    fn spec(&self) -> &NetworkSpec;
+    /// The weight statistics of its training INRs, when known.
+    fn trained_range(&self) -> Option<&StatRange>;
+    /// Class logits `[b, classes]` (on the CPU) of raw INR features `[b, 1, ..]`.
+    fn logits(&self, wsfeat: &WeightSpaceFeatures) -> Tensor;
+}
+
 /// What is known about one INR: its position in the input, and where the input says it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InrRow {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::experiments::classify::TrainedClassifier;
 use crate::experiments::inr2array_classify::TrainedLatentClassifier;
-use crate::inrs_input::StatRange;
+use crate::inrs_input::{InrClassifier, StatRange};
 
 /// The models of one data set.
 #[derive(Debug, Deserialize)]
@@ -70,32 +70,31 @@ pub fn open(dataset: &str) -> Result<(PathBuf, Card)> {
     Ok((dir, card))
 }
 
-/// A shipped classifier: the Inr2Array one or the direct NFT.
-pub enum Shipped {
-    /// Inr2Array encoder + latent classifier.
-    Inr2Array(Box<TrainedLatentClassifier>),
-    /// NFT on the weights.
-    Nft(Box<TrainedClassifier>),
+/// The Inr2Array encoder + latent classifier shipped for `dataset`, with the card's weight range.
+///
+/// # Errors
+/// An unknown data set or unreadable files, each named.
+pub fn load_inr2array(dataset: &str) -> Result<(TrainedLatentClassifier, Card)> {
+    let (dir, card) = open(dataset)?;
+    let d = dir.join("inr2array");
+    let mut m = TrainedLatentClassifier::from_files(
+        [&d.join("encoder.toml"), &d.join("encoder.safetensors")],
+        [&d.join("config.toml"), &d.join("model.safetensors")],
+        &card.spec,
+    )?;
+    m.trained_range = card.weight_range("inr2array");
+    Ok((m, card))
 }
 
-/// Load model `model` (default: the card's) of `dataset`; also its card accuracy.
+/// Load model `model` (default: the card's) of `dataset`, with its card and name.
 ///
 /// # Errors
 /// An unknown data set or model, or unreadable files, each named.
-pub fn load(dataset: &str, model: Option<&str>) -> Result<(Shipped, Card, String)> {
+pub fn load(dataset: &str, model: Option<&str>) -> Result<(Box<dyn InrClassifier>, Card, String)> {
     let (dir, card) = open(dataset)?;
     let name = model.unwrap_or(&card.default).to_string();
-    let shipped = match name.as_str() {
-        "inr2array" => {
-            let d = dir.join("inr2array");
-            let mut m = TrainedLatentClassifier::from_files(
-                [&d.join("encoder.toml"), &d.join("encoder.safetensors")],
-                [&d.join("config.toml"), &d.join("model.safetensors")],
-                &card.spec,
-            )?;
-            m.trained_range = card.weight_range(&name);
-            Shipped::Inr2Array(Box::new(m))
-        }
+    let loaded: Box<dyn InrClassifier> = match name.as_str() {
+        "inr2array" => Box::new(load_inr2array(dataset)?.0),
         "nft" => {
             let d = dir.join("nft");
             let mut m = TrainedClassifier::from_files(
@@ -105,9 +104,9 @@ pub fn load(dataset: &str, model: Option<&str>) -> Result<(Shipped, Card, String
                 card.num_classes,
             )?;
             m.trained_range = card.weight_range(&name);
-            Shipped::Nft(Box::new(m))
+            Box::new(m)
         }
         other => bail!("no pretrained model {other:?} for {dataset:?}: use inr2array or nft"),
     };
-    Ok((shipped, card, name))
+    Ok((loaded, card, name))
 }

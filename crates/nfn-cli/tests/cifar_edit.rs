@@ -6,7 +6,7 @@
 
 mod support;
 
-use support::{nfn, write_cifar};
+use support::{latent_config, nfn, pretrain_config, write_cifar};
 
 #[test]
 fn cifar_shaped_contrast_editing_runs_end_to_end() {
@@ -91,73 +91,10 @@ source = "a test row"
 
     // Inr2Array on the 3-channel SIRENs: the additive decoder renders 32 x 32 x 3.
     let pretrain = dir.path().join("ae.toml");
-    std::fs::write(
-        &pretrain,
-        format!(
-            r#"name = "ae"
-task = "inr2array_pretrain"
-[data]
-inrs = "{inrs_s}"
-batch_size = 8
-eval_batch_size = 8
-[model]
-image_size = [32, 32]
-[model.encoder]
-channels = 8
-num_blocks = 1
-num_heads = 2
-ff_factor = 2
-num_latents = 4
-latent_dim = 8
-[model.decoder]
-dec_type = "additive"
-hidden_dim = 8
-[trainer]
-steps = 4
-eval_every = 2
-log_every = 1
-optim = {{ lr = 1e-3, warmup_steps = 1 }}
-"#
-        ),
-    )
-    .unwrap();
+    std::fs::write(&pretrain, pretrain_config("ae", &inrs, 32, "additive")).unwrap();
     nfn(&["train", pretrain.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
     let classify = dir.path().join("latent.toml");
-    std::fs::write(
-        &classify,
-        format!(
-            r#"name = "latent"
-task = "inr2array_classify"
-encoder_run = "{}"
-epochs = 1
-[data]
-batch_size = 8
-eval_batch_size = 8
-extract_batch_size = 8
-chunk_size = 16
-[model]
-latent_dim = 8
-d_model = 16
-num_layers = 1
-num_heads = 2
-ff_dim = 16
-dropout = 0.0
-max_tokens = 4
-head_hidden = 16
-num_classes = 10
-[trainer]
-steps = 1
-eval_every = 1
-objective = "cross_entropy"
-optim = {{ lr = 1e-3, warmup_steps = 1 }}
-[paper]
-metric = 63.4
-source = "a test row"
-"#,
-            runs.join("ae").display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&classify, latent_config("latent", &runs.join("ae"))).unwrap();
     nfn(&["train", classify.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
     let latent_run = runs.join("latent");
     let summary: serde_json::Value =

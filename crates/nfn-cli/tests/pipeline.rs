@@ -7,71 +7,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::{classify_config, fit_tiny_set, nfn};
-
-fn pretrain_config(name: &str, inrs: &Path) -> String {
-    format!(
-        r#"name = "{name}"
-task = "inr2array_pretrain"
-[data]
-inrs = "{inrs}"
-batch_size = 8
-eval_batch_size = 8
-[model]
-image_size = [28, 28]
-[model.encoder]
-channels = 8
-num_blocks = 1
-num_heads = 2
-ff_factor = 2
-num_latents = 4
-latent_dim = 8
-[model.decoder]
-dec_type = "sitzmann"
-hidden_dim = 8
-[trainer]
-steps = 6
-eval_every = 3
-log_every = 1
-optim = {{ lr = 1e-3, warmup_steps = 1, schedule = "cosine" }}
-"#,
-        inrs = inrs.display()
-    )
-}
-
-fn latent_config(name: &str, encoder_run: &Path) -> String {
-    format!(
-        r#"name = "{name}"
-task = "inr2array_classify"
-encoder_run = "{run}"
-epochs = 2
-[data]
-batch_size = 8
-eval_batch_size = 8
-extract_batch_size = 8
-chunk_size = 16
-[model]
-latent_dim = 8
-d_model = 16
-num_layers = 1
-num_heads = 2
-ff_dim = 16
-dropout = 0.0
-max_tokens = 4
-head_hidden = 16
-num_classes = 3
-[trainer]
-steps = 1
-eval_every = 1
-objective = "cross_entropy"
-optim = {{ lr = 1e-3, warmup_steps = 1 }}
-[paper]
-metric = 79.3
-source = "a test row"
-"#,
-        run = encoder_run.display()
-    )
-}
+use support::{classify_config, fit_tiny_set, latent_config, nfn, pretrain_config};
 
 fn edit_config(name: &str, inrs: &Path, images: &Path) -> String {
     format!(
@@ -130,7 +66,7 @@ fn every_kind_trains_evaluates_and_tabulates_the_same_way() {
     let runs = dir.path().join("runs");
     let configs = [
         ("hnp", classify_config("hnp", &inrs, 12, 4)),
-        ("ae", pretrain_config("ae", &inrs)),
+        ("ae", pretrain_config("ae", &inrs, 28, "sitzmann")),
         ("latent", latent_config("latent", &runs.join("ae"))),
         ("edit", edit_config("edit", &inrs, &dir.path().join("images"))),
     ];

@@ -8,29 +8,14 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::{nfn, write_images, LIMIT};
+use support::{nfn, write_images};
 
+/// The tiny set's fit with one thread per process (byte-identical parts need equal thread counts)
+/// and shards of 8 INRs.
 fn fit_args(images: &Path, out: &Path) -> Vec<String> {
-    [
-        "--threads",
-        "1",
-        "fit-inrs",
-        "--dataset",
-        "fashion-mnist",
-        "--data-dir",
-        images.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--limit",
-        LIMIT,
-        "--chunk",
-        "8",
-        "--steps",
-        "20",
-        "--target-psnr=-1",
-    ]
-    .map(String::from)
-    .to_vec()
+    let mut args = support::fit_args(images, out, 20);
+    args.extend(["--chunk", "8", "--threads", "1"].map(String::from));
+    args
 }
 
 /// Start one process per part at once, wait for all, and check each succeeded.

@@ -88,7 +88,7 @@ impl SplitRanges {
     }
 
     /// The splits `protocol` prescribes for the image set `dataset` (`"mnist"`, `"fashion-mnist"`,
-    /// `"cifar10"`), REFERENCE §6.1: the Inr2Array protocol is [`SplitRanges::fashion_mnist`],
+    /// `"cifar10"`), design.md §6.1: the Inr2Array protocol is [`SplitRanges::fashion_mnist`],
     /// [`SplitRanges::mnist`] and [`SplitRanges::cifar10`]; the NFN classification protocol
     /// (`classify_siren`) is `[0,45000) / [45000,50000) / [50000,N)` on all three, `N` = 70 000
     /// (MNIST, FashionMNIST) or 60 000 (CIFAR-10). `None` for [`SplitProtocol::Fitted`] or an
@@ -147,7 +147,7 @@ impl SplitRanges {
     }
 }
 
-/// Which images form the training, validation and test splits (REFERENCE §6.1): the reference
+/// Which images form the training, validation and test splits (design.md §6.1): the reference
 /// splits by image index, differently for Inr2Array and for NFN classification on FashionMNIST.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

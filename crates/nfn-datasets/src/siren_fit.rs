@@ -60,10 +60,10 @@ impl Default for SirenFitConfig {
 }
 
 impl SirenFitConfig {
-    /// The fitting recipe the reference's users report for its SIREN sets (REFERENCE §6.1 says
+    /// The fitting recipe the reference's users report for its SIREN sets (design.md §6.1 says
     /// the repository does not record how its SIRENs were fitted): Adam at a constant 1e-3 for
     /// 250 steps, no early stop. Slower and less exact than our default, and its weights are
-    /// distributed differently (smaller first-layer weights); models meant for INRs from other
+    /// distributed differently (smaller hidden- and output-layer weights); models meant for INRs from other
     /// fitters can train on a mix of both.
     pub fn reference() -> Self {
         SirenFitConfig {

@@ -25,7 +25,7 @@ pub struct Args {
     pub nft: PathBuf,
 }
 
-/// Most bytes of weights the repository takes (the budget for every shipped model).
+/// Most bytes of weights the repository takes (20 MB for every shipped model together, so the repository stays light).
 const MAX_BYTES: u64 = 20 << 20;
 
 fn read_json(path: &Path) -> Result<Value> {

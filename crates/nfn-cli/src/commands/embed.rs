@@ -8,12 +8,12 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use nfn_datasets::Split;
 use nfn_weightspace::WeightSpaceFeatures;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Kind};
 
-use crate::driver::{device, progress_bar};
+use crate::driver::device;
 use crate::experiments::inr2array_pretrain::load_pretrained;
-use crate::inrs_input::{read_inrs, InrFn};
-use crate::pretrained::{self, Shipped};
+use crate::inrs_input::{in_batches, read_inrs, InrFn};
+use crate::pretrained;
 
 /// Options of `embed`.
 #[derive(clap::Args)]
@@ -47,10 +47,10 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<()> {
     let device = device();
     let (spec, encode): (_, Box<InrFn<'_>>) = match (&args.pretrained, &args.run) {
-        (Some(name), _) => match pretrained::load(name, Some("inr2array"))?.0 {
-            Shipped::Inr2Array(m) => (m.spec.clone(), Box::new(move |x| m.latents(x))),
-            Shipped::Nft(_) => unreachable!("asked for the inr2array model"),
-        },
+        (Some(name), _) => {
+            let m = pretrained::load_inr2array(name)?.0;
+            (m.spec.clone(), Box::new(move |x| m.latents(x)))
+        }
         (None, Some(run)) => {
             let (_, set, _vs, autoencoder) = load_pretrained(run, device)?;
             let encode = move |x: &WeightSpaceFeatures| {
@@ -64,16 +64,7 @@ pub fn run(args: &Args) -> Result<()> {
     };
     let inputs = read_inrs(&args.inrs, &spec, &args.splits)?;
     let n = inputs.wsfeat.batch_size();
-    let bar = progress_bar("embed", n as u64);
-    let mut parts = Vec::new();
-    for start in (0..n).step_by(args.batch_size.max(1) as usize) {
-        let len = args.batch_size.max(1).min(n - start);
-        let idx = Tensor::arange_start(start, start + len, (Kind::Int64, Device::Cpu));
-        parts.push(encode(&inputs.wsfeat.index_batch(&idx)));
-        bar.set_position((start + len) as u64);
-    }
-    bar.finish_and_clear();
-    let latents = Tensor::cat(&parts, 0);
+    let latents = in_batches(&inputs.wsfeat, args.batch_size, "embed", &encode);
     nfn_weightspace::io::write_npy(&args.out, &latents)
         .with_context(|| format!("writing {}", args.out.display()))?;
     let csv = args.out.with_extension("csv");

@@ -13,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use nfn_datasets::cnn_zoo::generate::zoo_layout;
 use nfn_datasets::cnn_zoo::{read_layout, tf_to_wsfeat, ZOO_NUM_PARAMS};
 use nfn_datasets::Split;
+use nfn_weightspace::WeightSpaceFeatures;
 use nft_model::{load_model, Run};
 use tch::{Device, Kind, Tensor};
 
@@ -21,8 +22,8 @@ use crate::experiments::classify::TrainedClassifier;
 use crate::experiments::inr2array_classify::TrainedLatentClassifier;
 use crate::experiments::zoo::{self, ZooConfig, ZooDataConfig};
 use crate::experiments::ExperimentKind;
-use crate::inrs_input::{read_inrs, InrFn, StatRange};
-use crate::pretrained::{self, Shipped};
+use crate::inrs_input::{in_batches, read_inrs, InrClassifier};
+use crate::pretrained;
 
 /// Options of `predict`.
 #[derive(clap::Args)]
@@ -114,19 +115,11 @@ pub fn parse_split(s: &str) -> std::result::Result<Split, String> {
 /// checkpoint, an unwritable output, each named.
 pub fn run(args: &Args) -> Result<()> {
     if let (Some(name), Some(inrs)) = (&args.pretrained, &args.inrs) {
-        let (shipped, card, model) = pretrained::load(name, args.model.as_deref())?;
-        let (spec, range, logits): (_, _, Box<InrFn<'_>>) = match shipped {
-            Shipped::Inr2Array(m) => {
-                (m.spec.clone(), m.trained_range.clone(), Box::new(move |x| m.logits(x)))
-            }
-            Shipped::Nft(m) => {
-                (m.spec.clone(), m.trained_range.clone(), Box::new(move |x| m.logits(x)))
-            }
-        };
-        let record = &card.models[&model];
-        let line = predict_inrs(args, &spec, range.as_ref(), &logits, inrs)?;
+        let (model, card, which) = pretrained::load(name, args.model.as_deref())?;
+        let record = &card.models[&which];
+        let line = predict_inrs(args, model.as_ref(), inrs)?;
         println!(
-            "{line}; the pretrained {name} {model} model's card: {:.1}% on its {} test INRs",
+            "{line}; the pretrained {name} {which} model's card: {:.1}% on its {} test INRs",
             record["test_accuracy"].as_f64().unwrap_or(f64::NAN),
             record["test_inrs"]
         );
@@ -135,22 +128,12 @@ pub fn run(args: &Args) -> Result<()> {
     let run_dir = args.run.as_ref().context("--run or --pretrained")?;
     let run = Run::open(run_dir)?;
     let kind = ExperimentKind::of_config(&run.config())?;
-    match (&args.inrs, &args.weights, kind) {
-        (Some(inrs), _, ExperimentKind::Classify) => {
-            let model = TrainedClassifier::load(&run)?;
-            let range = model.trained_range.as_ref();
-            let line = predict_inrs(args, &model.spec, range, &|x| model.logits(x), inrs)?;
-            println!("{line}");
-            Ok(())
+    let model: Box<dyn InrClassifier> = match (&args.inrs, &args.weights, kind) {
+        (Some(_), _, ExperimentKind::Classify) => Box::new(TrainedClassifier::load(&run)?),
+        (Some(_), _, ExperimentKind::Inr2ArrayClassify) => {
+            Box::new(TrainedLatentClassifier::load(&run)?)
         }
-        (Some(inrs), _, ExperimentKind::Inr2ArrayClassify) => {
-            let model = TrainedLatentClassifier::load(&run)?;
-            let range = model.trained_range.as_ref();
-            let line = predict_inrs(args, &model.spec, range, &|x| model.logits(x), inrs)?;
-            println!("{line}");
-            Ok(())
-        }
-        (_, Some(weights), ExperimentKind::Zoo) => predict_zoo(args, &run, weights),
+        (_, Some(weights), ExperimentKind::Zoo) => return predict_zoo(args, &run, weights),
         (Some(_), _, _) => bail!(
             "{}: --inrs needs an INR classification run (task inr_classification or \
              inr2array_classify)",
@@ -160,32 +143,21 @@ pub fn run(args: &Args) -> Result<()> {
             "{}: --weights needs a CNN generalisation run (task cnn_generalization)",
             run_dir.display()
         ),
-    }
+    };
+    let inrs = args.inrs.as_ref().context("--inrs")?;
+    println!("{}", predict_inrs(args, model.as_ref(), inrs)?);
+    Ok(())
 }
 
 /// Class probabilities of the INRs in `inrs` into the CSV; the line to print.
-fn predict_inrs(
-    args: &Args,
-    spec: &nfn_weightspace::NetworkSpec,
-    range: Option<&StatRange>,
-    logits: &InrFn<'_>,
-    inrs: &Path,
-) -> Result<String> {
-    let inputs = read_inrs(inrs, spec, &args.splits)?;
-    if let Some(warning) = range.and_then(|r| r.check(&inputs.wsfeat)) {
+fn predict_inrs(args: &Args, model: &dyn InrClassifier, inrs: &Path) -> Result<String> {
+    let inputs = read_inrs(inrs, model.spec(), &args.splits)?;
+    if let Some(warning) = model.trained_range().and_then(|r| r.check(&inputs.wsfeat)) {
         eprintln!("nfn: warning: {}: {warning}", inrs.display());
     }
     let n = inputs.wsfeat.batch_size();
-    let bar = progress_bar("predict", n as u64);
-    let mut probs = Vec::new();
-    for start in (0..n).step_by(PREDICT_BATCH as usize) {
-        let len = PREDICT_BATCH.min(n - start);
-        let idx = Tensor::arange_start(start, start + len, (Kind::Int64, Device::Cpu));
-        probs.push(logits(&inputs.wsfeat.index_batch(&idx)).softmax(-1, Kind::Float));
-        bar.set_position((start + len) as u64);
-    }
-    bar.finish_and_clear();
-    let probs = Tensor::cat(&probs, 0); // [n, classes]
+    let softmax = |x: &WeightSpaceFeatures| model.logits(x).softmax(-1, Kind::Float);
+    let probs = in_batches(&inputs.wsfeat, PREDICT_BATCH, "predict", &softmax); // [n, classes]
     let classes = probs.size()[1];
     let predicted = Vec::<i64>::try_from(&probs.argmax(-1, false))?;
     let probs = Vec::<f32>::try_from(&probs.reshape([-1]))?;

@@ -211,9 +211,18 @@ impl TrainedClassifier {
             device,
         })
     }
+}
 
-    /// Class logits `[b, classes]` (on the CPU) of raw INR features `[b, 1, ..]`.
-    pub fn logits(&self, wsfeat: &nfn_weightspace::WeightSpaceFeatures) -> Tensor {
+impl crate::inrs_input::InrClassifier for TrainedClassifier {
+    fn spec(&self) -> &nfn_weightspace::NetworkSpec {
+        &self.spec
+    }
+
+    fn trained_range(&self) -> Option<&StatRange> {
+        self.trained_range.as_ref()
+    }
+
+    fn logits(&self, wsfeat: &nfn_weightspace::WeightSpaceFeatures) -> Tensor {
         let x = self.standardization.as_ref().map_or(wsfeat.shallow_clone(), |s| s.apply(wsfeat));
         tch::no_grad(|| self.model.forward_t(&x.to_device(self.device), false))
             .to_device(Device::Cpu)

@@ -263,9 +263,18 @@ impl TrainedLatentClassifier {
             .to_kind(Kind::Float)
             .to_device(Device::Cpu)
     }
+}
 
-    /// Class logits `[b, classes]` (on the CPU) of raw INR features `[b, 1, ..]`.
-    pub fn logits(&self, wsfeat: &WeightSpaceFeatures) -> Tensor {
+impl crate::inrs_input::InrClassifier for TrainedLatentClassifier {
+    fn spec(&self) -> &nfn_weightspace::NetworkSpec {
+        &self.spec
+    }
+
+    fn trained_range(&self) -> Option<&StatRange> {
+        self.trained_range.as_ref()
+    }
+
+    fn logits(&self, wsfeat: &WeightSpaceFeatures) -> Tensor {
         tch::no_grad(|| {
             let z = self.autoencoder.encoder().forward_t(&wsfeat.to_device(self.device), false);
             self.classifier.forward_t(&z, false)

@@ -83,21 +83,20 @@ pub fn fit_tiny_set(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(&images).unwrap();
     write_images(&images);
     let inrs = dir.join("inrs");
-    nfn(&[
-        "fit-inrs",
-        "--dataset",
-        "fashion-mnist",
-        "--data-dir",
-        images.to_str().unwrap(),
-        "--out",
-        inrs.to_str().unwrap(),
-        "--limit",
-        LIMIT,
-        "--steps",
-        "40",
-        "--target-psnr=-1",
-    ]);
+    let args = fit_args(&images, &inrs, 40);
+    nfn(&args.iter().map(String::as_str).collect::<Vec<_>>());
     inrs
+}
+
+/// `fit-inrs` of the tiny image set in `images` into `out`: `steps` Adam steps each, no early stop.
+pub fn fit_args(images: &Path, out: &Path, steps: usize) -> Vec<String> {
+    let (images, out) = (images.display().to_string(), out.display().to_string());
+    let steps = steps.to_string();
+    ["fit-inrs", "--dataset", "fashion-mnist", "--data-dir", &images, "--out", &out]
+        .into_iter()
+        .chain(["--limit", LIMIT, "--steps", &steps, "--target-psnr=-1"])
+        .map(String::from)
+        .collect()
 }
 
 /// A tiny HNP classification config on `inrs`.
@@ -168,4 +167,70 @@ pub fn write_cifar(dir: &Path) {
         write(&format!("data_batch_{}.bin", b + 1), b * 10_000..(b + 1) * 10_000);
     }
     write("test_batch.bin", 50_000..50_010);
+}
+
+/// A tiny Inr2Array pretraining config on `inrs`, rendering `side x side` with `dec_type`.
+pub fn pretrain_config(name: &str, inrs: &Path, side: i64, dec_type: &str) -> String {
+    format!(
+        r#"name = "{name}"
+task = "inr2array_pretrain"
+[data]
+inrs = "{inrs}"
+batch_size = 8
+eval_batch_size = 8
+[model]
+image_size = [{side}, {side}]
+[model.encoder]
+channels = 8
+num_blocks = 1
+num_heads = 2
+ff_factor = 2
+num_latents = 4
+latent_dim = 8
+[model.decoder]
+dec_type = "{dec_type}"
+hidden_dim = 8
+[trainer]
+steps = 6
+eval_every = 3
+log_every = 1
+optim = {{ lr = 1e-3, warmup_steps = 1, schedule = "cosine" }}
+"#,
+        inrs = inrs.display()
+    )
+}
+
+/// A tiny latent classifier config on the latents of `encoder_run` (3 classes).
+pub fn latent_config(name: &str, encoder_run: &Path) -> String {
+    format!(
+        r#"name = "{name}"
+task = "inr2array_classify"
+encoder_run = "{run}"
+epochs = 2
+[data]
+batch_size = 8
+eval_batch_size = 8
+extract_batch_size = 8
+chunk_size = 16
+[model]
+latent_dim = 8
+d_model = 16
+num_layers = 1
+num_heads = 2
+ff_dim = 16
+dropout = 0.0
+max_tokens = 4
+head_hidden = 16
+num_classes = 3
+[trainer]
+steps = 1
+eval_every = 1
+objective = "cross_entropy"
+optim = {{ lr = 1e-3, warmup_steps = 1 }}
+[paper]
+metric = 79.3
+source = "a test row"
+"#,
+        run = encoder_run.display()
+    )
 }

@@ -15,7 +15,7 @@ use crate::commands::setup::{FASHION_MNIST_DIR, FASHION_MNIST_DOWNLOAD_DIR};
 
 /// Where INR sets go.
 const INRS_DIR: &str = "data/inrs";
-/// Augmentation copies of the Inr2Array experiments (REFERENCE §6.1: `extra_aug = 10`).
+/// Augmentation copies of the Inr2Array experiments (design.md §6.1: `extra_aug = 10`).
 const INR2ARRAY_COPIES: u32 = 10;
 /// The generated zoo of the `zoo_fmnist2k_*` configs.
 const FMNIST_2K_ZOO: &str = "data/zoo/fashion-mnist-2k";
@@ -92,7 +92,7 @@ impl Images {
         }
     }
 
-    /// Augmentation copies of NFN classification (REFERENCE §6.1: 10 for MNIST and FashionMNIST,
+    /// Augmentation copies of NFN classification (design.md §6.1: 10 for MNIST and FashionMNIST,
     /// 20 for CIFAR-10).
     fn classify_copies(self) -> u32 {
         match self {
@@ -103,7 +103,7 @@ impl Images {
 }
 
 /// The augmentation copies `cfg` asks of its INR set of `images`: none without
-/// `use_copies`, else REFERENCE §6.1's count for its task.
+/// `use_copies`, else design.md §6.1's count for its task.
 fn copies_wanted(cfg: &Config, images: Images) -> u32 {
     match (cfg.view.data.use_copies, cfg.view.task.as_deref()) {
         (false, _) => 0,
@@ -195,7 +195,7 @@ fn set_copies(path: &str, set: &InrSetName, cfg: &Config, configs: &[Config]) ->
     if let Some((k, other)) = wanted.iter().find(|&&(k, _)| k != copies) {
         bail!(
             "{path:?} is made with {copies} augmentation copies ({why}), but {other:?} reads it \
-             with use_copies and wants {k} (REFERENCE §6.1); give one of them a set of its own, \
+             with use_copies and wants {k} (design.md §6.1); give one of them a set of its own, \
              e.g. {path}-aug{k}"
         );
     }
