@@ -5,9 +5,25 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-/// The workspace root (the parent of `xtask/`).
+/// The environment variable naming the project root for an xtask binary run outside the checkout
+/// it was built in (a `gpu-check --pack` bundle on another machine).
+pub const ROOT_ENV: &str = "XTASK_ROOT";
+
+/// The environment variable naming the Python that runs the PyTorch reference scripts (default: the
+/// project's `.venv`); a GPU machine's own PyTorch, for instance.
+pub const PYTHON_ENV: &str = "NFN_REFERENCE_PYTHON";
+
+/// The workspace root: `XTASK_ROOT` when set, else the parent of `xtask/` where it was built.
 pub fn root() -> PathBuf {
+    if let Some(dir) = std::env::var_os(ROOT_ENV) {
+        return PathBuf::from(dir);
+    }
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ has a parent").to_path_buf()
+}
+
+/// The Python of the reference scripts: `NFN_REFERENCE_PYTHON`, else `.venv/bin/python`.
+pub fn python() -> PathBuf {
+    std::env::var_os(PYTHON_ENV).map_or_else(|| root().join(".venv/bin/python"), PathBuf::from)
 }
 
 /// Run `cmd` in the project root, streaming its output; fail with the command line on a non-zero exit.

@@ -16,7 +16,7 @@ use nfn_weightspace::NetworkSpec;
 use tch::nn::VarStore;
 use tch::Kind;
 
-/// An empty f64 VarStore on the CPU.
+/// An empty f64 VarStore on the test device (`NFN_TEST_DEVICE`, default the CPU).
 fn f64_store() -> VarStore {
     let mut vs = VarStore::new(test_device());
     vs.set_kind(Kind::Double);

@@ -7,7 +7,7 @@
 //! cast moves outputs by O(1) or fails outright (LibTorch refuses mixed-dtype matmuls).
 
 use nfn_layers::Precision;
-use nfn_weightspace::testing::{random_features, random_permutation};
+use nfn_weightspace::testing::{random_permutation, test_device, test_features};
 use nfn_weightspace::NetworkSpec;
 use nft_model::{
     InvariantModel, MlpHeadConfig, NftInput, NftModel, NftModelConfig, NftReadout, PoolKind,
@@ -36,13 +36,22 @@ fn config(precision: Precision, cnn: bool) -> NftModelConfig {
 /// LibTorch's generator is global and tests run in parallel: building seeded models takes this lock.
 static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// The same weights (same seed) in each precision.
-fn model(spec: &NetworkSpec, precision: Precision) -> (VarStore, NftModel) {
+/// A model on the test device (`NFN_TEST_DEVICE`, default the CPU) in `precision`, with the weights
+/// of `like` when given (so that models in two precisions compute with the same weights, whatever
+/// else drew from the generator meanwhile).
+fn model(
+    spec: &NetworkSpec,
+    precision: Precision,
+    like: Option<&VarStore>,
+) -> (VarStore, NftModel) {
     let _guard = SEEDED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     tch::manual_seed(4);
-    let vs = VarStore::new(Device::Cpu);
+    let mut vs = VarStore::new(test_device());
     let m = NftModel::new(&vs.root(), spec, 3, &config(precision, spec.is_cnn()))
         .expect("valid config");
+    if let Some(like) = like {
+        vs.copy(like).expect("same parameters");
+    }
     (vs, m)
 }
 
@@ -55,10 +64,10 @@ fn bf16_matches_fp32_to_bf16_resolution_and_stays_invariant() {
     for spec in
         [NetworkSpec::mlp(&[2, 8, 8, 1]).unwrap(), NetworkSpec::cnn(1, &[4, 3], [3, 3], 2).unwrap()]
     {
-        let x = random_features(&spec, 4, 1, 1).to_kind(Kind::Float).unwrap();
-        let (_a, fp32) = model(&spec, Precision::Fp32);
-        let (_b, bf16) = model(&spec, Precision::Bf16);
-        let (_c, auto) = model(&spec, Precision::Auto);
+        let x = test_features(&spec, 4, 1, 1).to_kind(Kind::Float).unwrap();
+        let (a, fp32) = model(&spec, Precision::Fp32, None);
+        let (_b, bf16) = model(&spec, Precision::Bf16, Some(&a));
+        let (_c, auto) = model(&spec, Precision::Auto, Some(&a));
         let want = fp32.forward_t(&x, false);
         let got = bf16.forward_t(&x, false);
         assert_eq!(got.kind(), Kind::Float, "the trunk's output is cast back");
@@ -66,8 +75,9 @@ fn bf16_matches_fp32_to_bf16_resolution_and_stays_invariant() {
         let err = max_abs(&(&got - &want));
         assert!(err <= 0.05 * scale, "bf16 differs by {err} at output scale {scale}");
         assert!(err > 0.0, "bf16 computed nothing in bf16");
-        // `auto` on the CPU is fp32: identical.
-        assert!(auto.forward_t(&x, false).equal(&want));
+        // `auto` is fp32 on the CPU and bf16 on a GPU.
+        let auto_want = if x.device() == Device::Cpu { &want } else { &got };
+        assert!(auto.forward_t(&x, false).equal(auto_want));
         // Invariance in bf16, to the same resolution.
         let px = random_permutation(&spec, 2).apply(&x).unwrap();
         let perm_err = max_abs(&(bf16.forward_t(&px, false) - &got));
@@ -78,8 +88,8 @@ fn bf16_matches_fp32_to_bf16_resolution_and_stays_invariant() {
 #[test]
 fn bf16_trains_fp32_master_weights() {
     let spec = NetworkSpec::mlp(&[2, 8, 8, 1]).unwrap();
-    let (vs, m) = model(&spec, Precision::Bf16);
-    let x = random_features(&spec, 4, 1, 3).to_kind(Kind::Float).unwrap();
+    let (vs, m) = model(&spec, Precision::Bf16, None);
+    let x = test_features(&spec, 4, 1, 3).to_kind(Kind::Float).unwrap();
     m.forward_t(&x, true).square().sum(Kind::Float).backward();
     let vars = vs.trainable_variables();
     assert!(!vars.is_empty());

@@ -57,6 +57,10 @@ pub struct Args {
     /// Where the markdown table goes (default: `docs/bench/<what>.md`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// `layers`, `inr2array`, `edit`: run the `bench_layers` binary of a `gpu-check --pack` bundle
+    /// in this folder, with no set-up and no build (for a machine without cargo).
+    #[arg(long)]
+    pub prebuilt: Option<PathBuf>,
 }
 
 /// Write the table `md` to `--out` or `docs/bench/<default>`.
@@ -140,7 +144,7 @@ fn run_fit(args: &Args) -> Result<()> {
         "--example",
         "fit_bench",
     ]))?;
-    let python = root().join(".venv/bin/python");
+    let python = crate::util::python();
     let (n, steps) = (args.fit_n, args.fit_steps);
     let ours = measure::<FitRecord>(
         Command::new(root().join("target/release/examples/fit_bench")).arg(format!("n={n}")),
@@ -213,7 +217,7 @@ fn run_zoo(args: &Args) -> Result<()> {
         "--example",
         "zoo_gen_bench",
     ]))?;
-    let python = root().join(".venv/bin/python");
+    let python = crate::util::python();
     let (group, steps) = (args.zoo_networks, args.zoo_steps);
     let ours = measure::<ZooRecord>(
         Command::new(root().join("target/release/examples/zoo_gen_bench"))
@@ -300,6 +304,9 @@ impl Side {
 
 /// Run the benchmark.
 pub fn run(args: &Args) -> Result<()> {
+    if args.prebuilt.is_some() && matches!(args.what.as_str(), "fit" | "zoo") {
+        bail!("bench {}: --prebuilt works for layers, inr2array and edit only", args.what);
+    }
     let (default_configs, default_batches, sides, out_name): (&[&str], &[i64], Vec<Side>, _) =
         match args.what.as_str() {
             "fit" => return run_fit(args),
@@ -350,13 +357,18 @@ pub fn run(args: &Args) -> Result<()> {
         sides.into_iter().filter(|s| !(s.reference && args.no_reference)).collect();
     let accel = gpu::accel()?;
     eprintln!("xtask: {}", accel.line("bench_layers"));
-    super::setup::run(&super::setup::Args { reference: !args.no_reference })?;
-    sh(cargo()
-        .args(["build", "--release", "--quiet", "--package", "nfn-bench"])
-        .args(gpu::cargo_features(&accel))
-        .args(["--bin", "bench_layers"]))?;
-    let ours_bin = root().join("target/release/bench_layers");
-    let python = root().join(".venv/bin/python");
+    let ours_bin = match &args.prebuilt {
+        Some(dir) => root().join(dir).join("bin/bench_layers"),
+        None => {
+            super::setup::run(&super::setup::Args { reference: !args.no_reference })?;
+            sh(cargo()
+                .args(["build", "--release", "--quiet", "--package", "nfn-bench"])
+                .args(gpu::cargo_features(&accel))
+                .args(["--bin", "bench_layers"]))?;
+            root().join("target/release/bench_layers")
+        }
+    };
+    let python = crate::util::python();
     let mut md = String::new();
     let _ = writeln!(
         md,

@@ -50,6 +50,18 @@ pub struct Args {
     /// Steps to leave out, by name (e.g. `test,bench-fit`).
     #[arg(long, value_delimiter = ',')]
     pub skip: Vec<String>,
+    /// Build the bundle for a GPU machine without cargo or network into this folder (see
+    /// `gpu_pack`), and run nothing else.
+    #[arg(long, conflicts_with_all = ["prebuilt", "dry_run"])]
+    pub pack: Option<PathBuf>,
+    /// Run the check from a bundle made by `--pack`: its binaries, the machine's own PyTorch
+    /// (`NFN_REFERENCE_PYTHON`, default `python3`) and the bundle's reference package; no set-up,
+    /// no builds.
+    #[arg(long)]
+    pub prebuilt: Option<PathBuf>,
+    /// With `--prebuilt`: run the steps on the CPU, to try a bundle before sending it.
+    #[arg(long, requires = "prebuilt")]
+    pub rehearse: bool,
 }
 
 /// One step: a child process with its environment and time limit.
@@ -104,6 +116,8 @@ enum Outcome {
     Passed,
     /// Exited with failure.
     Failed(ExitStatus),
+    /// Could not be started (program missing), and why.
+    CannotStart(String),
     /// Killed after this many seconds.
     TimedOut(u64),
     /// Not run, and why (`--skip`, a step it needs failed, the budget was spent).
@@ -125,6 +139,7 @@ impl Outcome {
         match self {
             Outcome::Passed => "pass".into(),
             Outcome::Failed(status) => format!("**FAIL** ({status})"),
+            Outcome::CannotStart(why) => format!("**FAIL** (could not start: {why})"),
             Outcome::TimedOut(s) => format!("**TIMEOUT** (killed after {s} s)"),
             Outcome::Skipped(why) => format!("skipped ({why})"),
         }
@@ -139,6 +154,9 @@ const CUDA_LINK_ARG: &str = "-C link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-ne
 /// later steps would do (same packages and features, so the same feature resolution), which
 /// leaves those steps nothing to compile.
 fn steps(args: &Args, device: &str) -> Vec<Step> {
+    if let Some(dir) = &args.prebuilt {
+        return prebuilt_steps(args, device, &dir.to_string_lossy());
+    }
     let s = |p: &str| format!("{SCRATCH}/{p}");
     let (layers, inr2array, fit) = (s("layers.md"), s("inr2array.md"), s("fit.md"));
     let (inrs, runs) = (s("inrs"), s("runs"));
@@ -219,6 +237,103 @@ fn steps(args: &Args, device: &str) -> Vec<Step> {
     .collect()
 }
 
+/// The steps for a `--pack` bundle in `dir`: no set-up and no builds; the test suites are the
+/// bundle's test binaries, with libtorch_cuda preloaded (they were linked without it).
+fn prebuilt_steps(args: &Args, device: &str, dir: &str) -> Vec<Step> {
+    let s = |p: &str| format!("{SCRATCH}/{p}");
+    let (layers, inr2array) = (s("layers.md"), s("inr2array.md"));
+    let (inrs, runs) = (s("inrs"), s("runs"));
+    let config = s(&format!("{}.toml", run_name(None)));
+    let config_bf16 = s(&format!("{}.toml", run_name(Some("bf16"))));
+    let limit = super::demo::DEMO_LIMIT.to_string();
+    let (nfn, xtask) = (format!("{dir}/bin/nfn"), format!("{dir}/bin/xtask"));
+    let data = format!("{dir}/fashion-mnist");
+    let tests = format!(
+        "rc=0; for t in {dir}/bin/tests/*; do echo \"== $t\"; \"$t\" || rc=1; done; exit $rc"
+    );
+    let check_python = "import torch, nfn; print('torch', torch.__version__, 'cuda', \
+                        torch.cuda.is_available(), 'reference package', nfn.__file__)";
+    let python = crate::util::python();
+    vec![
+        Step::new("nvidia-smi", 30, &["nvidia-smi"]),
+        Step::new("python", 60, &[&python.to_string_lossy(), "-c", check_python]),
+        Step::new("info", 60, &[&nfn, "--device", device, "info"]),
+        Step::new(
+            "demo-fit-inrs",
+            150,
+            &[
+                &nfn,
+                "--device",
+                device,
+                "fit-inrs",
+                "--dataset",
+                "fashion-mnist",
+                "--data-dir",
+                &data,
+                "--limit",
+                &limit,
+                "--out",
+                &inrs,
+            ],
+        ),
+        Step::new(
+            "demo-train",
+            150,
+            &[&nfn, "--device", device, "train", &config, "--runs", &runs],
+        )
+        .needs(&["demo-fit-inrs"]),
+        Step::new(
+            "demo-train-bf16",
+            150,
+            &[&nfn, "--device", device, "train", &config_bf16, "--runs", &runs],
+        )
+        .needs(&["demo-fit-inrs"]),
+        Step::new("test", 180, &["bash", "-c", &tests])
+            .env("NFN_TEST_DEVICE", device)
+            .env("LD_PRELOAD", "libtorch_cuda.so"),
+        Step::new(
+            "bench-layers",
+            240,
+            &[&xtask, "bench", "layers", "--prebuilt", dir, "--batches", "128", "--out", &layers],
+        ),
+        Step::new(
+            "bench-inr2array",
+            120,
+            &[&xtask, "bench", "inr2array", "--prebuilt", dir, "--out", &inr2array],
+        ),
+    ]
+    .into_iter()
+    .map(|step| Step { timeout_s: step.timeout_s.min(args.budget_s), ..step })
+    .collect()
+}
+
+/// The environment every step of a `--prebuilt` run shares: the machine's `torch/lib` on
+/// `LD_LIBRARY_PATH` (the bundle's binaries carry the build machine's path), the bundle's
+/// reference package on `PYTHONPATH`, the Python and the project root for the xtask children.
+fn prebuilt_env(dir: &Path) -> Result<Vec<(String, String)>> {
+    let python = crate::util::python();
+    let code = "import torch, os; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))";
+    let Some(lib) = crate::util::output(Command::new(&python).args(["-c", code])) else {
+        bail!(
+            "{} cannot import torch: the GPU check needs this machine's PyTorch",
+            python.display()
+        );
+    };
+    let join = |var: &str, first: String| match std::env::var(var) {
+        Ok(rest) if !rest.is_empty() => format!("{first}:{rest}"),
+        _ => first,
+    };
+    Ok(vec![
+        ("LD_LIBRARY_PATH".into(), join("LD_LIBRARY_PATH", lib)),
+        (
+            "PYTHONPATH".into(),
+            join("PYTHONPATH", root().join(dir).join("py").display().to_string()),
+        ),
+        (crate::util::PYTHON_ENV.into(), python.display().to_string()),
+        (crate::util::ROOT_ENV.into(), root().display().to_string()),
+    ])
+}
+
 /// Write the demo's NFT config with a fixed step budget (and a time limit as a guard) to
 /// `target/gpu-check/demo_nft.toml`, reading the INRs the check fits.
 fn write_demo_config(steps: u64, precision: Option<&str>) -> Result<PathBuf> {
@@ -257,15 +372,20 @@ fn write_demo_config(steps: u64, precision: Option<&str>) -> Result<PathBuf> {
 }
 
 /// Run one step with its output in `log`; kill its process group when it exceeds `timeout_s`.
-fn run_step(step: &Step, log: &Path, timeout_s: u64) -> Result<Outcome> {
+fn run_step(step: &Step, env: &[(String, String)], log: &Path, timeout_s: u64) -> Result<Outcome> {
     let file = File::create(log).with_context(|| format!("creating {log:?}"))?;
     let mut cmd = step.command();
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    cmd.envs(step.env.iter().map(|(k, v)| (*k, v)));
     cmd.current_dir(root())
         .stdin(Stdio::null())
         .stdout(file.try_clone()?)
         .stderr(file)
         .process_group(0);
-    let mut child = cmd.spawn().with_context(|| format!("starting {}", step.shell()))?;
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => return Ok(Outcome::CannotStart(e.to_string())),
+    };
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait()? {
@@ -282,11 +402,16 @@ fn run_step(step: &Step, log: &Path, timeout_s: u64) -> Result<Outcome> {
     }
 }
 
-/// The last `n` lines of a log.
+/// The last `n` lines of a log, each cut to 300 characters (LibTorch errors carry a whole C++
+/// stack trace on one line).
 fn tail(log: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
+    let cut = |l: &&str| match l.char_indices().nth(300) {
+        Some((i, _)) => format!("{} [...]", &l[..i]),
+        None => l.to_string(),
+    };
+    lines[lines.len().saturating_sub(n)..].iter().map(cut).collect::<Vec<_>>().join("\n")
 }
 
 /// The demo run's name: the fp32 run, or the one with `precision`.
@@ -415,7 +540,11 @@ fn dry_run(args: &Args, steps: &[Step]) -> Result<()> {
 
 /// Run the check, or with `--dry-run` only show and check it.
 pub fn run(args: &Args) -> Result<()> {
-    let accel = gpu::accel()?;
+    if let Some(dir) = &args.pack {
+        return super::gpu_pack::pack(dir, super::demo::DEMO_LIMIT as usize);
+    }
+    let accel =
+        if args.rehearse { gpu::Accel::Cpu { reason: "--rehearse".into() } } else { gpu::accel()? };
     eprintln!("xtask: {}", accel.line("nfn and the benches"));
     let names = steps(args, "cuda").iter().map(|s| s.name).collect::<Vec<_>>();
     if let Some(bad) = args.skip.iter().find(|s| !names.contains(&s.as_str())) {
@@ -424,13 +553,20 @@ pub fn run(args: &Args) -> Result<()> {
     if args.dry_run {
         return dry_run(args, &steps(args, if accel.is_cuda() { accel.device() } else { "cuda" }));
     }
-    if !accel.is_cuda() {
+    if !accel.is_cuda() && !args.rehearse {
         bail!(
             "gpu-check needs an NVIDIA GPU: {}; `--dry-run` checks the build without one",
             accel.line("nfn")
         );
     }
     let steps = steps(args, accel.device());
+    let env = match &args.prebuilt {
+        Some(dir) => prebuilt_env(dir)?,
+        None => Vec::new(),
+    };
+    for (k, v) in &env {
+        eprintln!("xtask: every step runs with {k}={v}");
+    }
     let scratch = root().join(SCRATCH);
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(scratch.join("logs"))?;
@@ -453,7 +589,7 @@ pub fn run(args: &Args) -> Result<()> {
         } else {
             let timeout = step.timeout_s.min(left);
             eprintln!("xtask: {tag}: {} (timeout {timeout} s)", step.shell());
-            run_step(step, &log, timeout)?
+            run_step(step, &env, &log, timeout)?
         };
         let secs = t.elapsed().as_secs_f64();
         eprintln!("xtask: {tag}: {} in {secs:.1} s (log {})", outcome.text(), log.display());
@@ -477,7 +613,17 @@ pub fn run(args: &Args) -> Result<()> {
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {dir:?}"))?;
     }
-    let md = report(args, &accel, &steps, &results, &logs, total);
+    let mut md = report(args, &accel, &steps, &results, &logs, total);
+    if let Some(dir) = &args.prebuilt {
+        let pack = std::fs::read_to_string(root().join(dir).join("PACK.json")).unwrap_or_default();
+        let shared = env.iter().map(|(k, v)| format!("- `{k}={v}`\n")).collect::<String>();
+        let _ = write!(
+            md,
+            "\n## The bundle\n\nThe binaries were built elsewhere by `cargo xtask gpu-check --pack` \
+             and run here against this machine's PyTorch; every step had\n\n{shared}\n\
+             `PACK.json`:\n\n```json\n{pack}\n```\n"
+        );
+    }
     std::fs::write(&out, md).with_context(|| format!("writing {out:?}"))?;
     eprintln!("xtask: wrote {}", out.display());
     let failed: Vec<&str> =

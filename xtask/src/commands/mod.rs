@@ -6,6 +6,7 @@ pub mod download;
 pub mod eval;
 pub mod fit_inrs;
 pub mod gpu_check;
+pub mod gpu_pack;
 pub mod nfn;
 pub mod reproduce;
 pub mod setup;

@@ -2,7 +2,7 @@
 //! differences in f64 on tiny cases.
 
 use nfn_layers::{HnpPool, NpLinearConfig, NpPool, StatFeaturizer, WsModuleT, WsReadoutT};
-use nfn_weightspace::testing::random_features;
+use nfn_weightspace::testing::{random_features, test_device};
 use nfn_weightspace::{NetworkSpec, WeightSpaceFeatures};
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
@@ -25,9 +25,9 @@ fn scalar(ys: &Tensor, r: &Tensor) -> Tensor {
     (ys.tanh() * r).sum(Kind::Double)
 }
 
-/// Features that require gradients.
+/// Features on the test device that require gradients.
 fn leaf_features(spec: &NetworkSpec, c: i64, seed: u64) -> WeightSpaceFeatures {
-    random_features(spec, 2, c, seed).map(|t| t.set_requires_grad(true))
+    random_features(spec, 2, c, seed).map(|t| t.to_device(test_device()).set_requires_grad(true))
 }
 
 /// Every tensor whose gradient we check: the VarStore's variables and the input features.

@@ -10,6 +10,7 @@ use nfn_layers::{
     WsModuleT, WsReadoutT,
 };
 use nfn_weightspace::io::read_npy;
+use nfn_weightspace::testing::test_device;
 use nfn_weightspace::WeightSpaceFeatures;
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
@@ -28,8 +29,9 @@ fn case_dir(case: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nfn").join(case)
 }
 
+/// An `.npy` fixture, on the test device.
 fn read(path: &Path) -> Result<Tensor> {
-    read_npy(path).with_context(|| format!("reading {path:?}"))
+    Ok(read_npy(path).with_context(|| format!("reading {path:?}"))?.to_device(test_device()))
 }
 
 /// Features stored as `W<l>.npy`, `b<l>.npy` in `dir`.

@@ -143,7 +143,7 @@ fn readouts_ignore_uncoupled_permutations() {
 
 /// Permute the input neurons (columns of `W_0`, folded or not) by `perm`.
 fn permute_inputs(x: &WeightSpaceFeatures, perm: &[i64]) -> WeightSpaceFeatures {
-    let idx = Tensor::from_slice(perm);
+    let idx = Tensor::from_slice(perm).to_device(x.device());
     let (mut weights, biases): (Vec<_>, Vec<_>) =
         x.iter().map(|(w, b)| (w.shallow_clone(), b.shallow_clone())).unzip();
     weights[0] = weights[0].index_select(3, &idx);
