@@ -3,6 +3,13 @@
 //! only the opcodes `torch.save` emits for a dict of tensors are understood, and only the globals
 //! `collections.OrderedDict`, `torch._utils._rebuild_tensor_v2` and `torch.{Float,Double}Storage`
 //! are accepted; anything else is refused with an error naming the file.
+//!
+//! It allocates no more than the file justifies: a zip entry may expand to at most twice the file's
+//! size plus 1 MiB (`torch.save` stores entries uncompressed, so a zip bomb is refused before it is
+//! inflated), pickle values nest at most [`MAX_DEPTH`] deep, the values the pickle builds (memo
+//! copies included) are counted against a budget of four units per byte of the file plus 2^20, and a
+//! tensor may not hold more elements than its storage (a header claiming 100 GB of a 1 KB storage is
+//! an error, not an allocation). Each limit gives [`Error::File`] naming the file.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -39,6 +46,50 @@ enum Value {
     Tensor(PthTensor),
 }
 
+/// How deep pickle values may nest (a state dict needs 4: dict, REDUCE arguments, size tuple, int).
+pub const MAX_DEPTH: usize = 32;
+
+/// Value units (nodes, string bytes, tensor elements) a pickle may build per byte of the file, on
+/// top of [`BUDGET_BASE`].
+const BUDGET_PER_BYTE: usize = 4;
+/// Value units every file may build.
+const BUDGET_BASE: usize = 1 << 20;
+
+impl Value {
+    /// Nesting depth (a scalar is 1). Recursion is safe: no value deeper than [`MAX_DEPTH`] is
+    /// ever built.
+    fn depth(&self) -> usize {
+        match self {
+            Value::Tuple(xs) => 1 + xs.iter().map(Value::depth).max().unwrap_or(0),
+            Value::Dict(kv) => {
+                1 + kv.iter().map(|(k, v)| k.depth().max(v.depth())).max().unwrap_or(0)
+            }
+            _ => 1,
+        }
+    }
+
+    /// The value's `Debug` text cut to 120 characters, for error messages.
+    fn short(&self) -> String {
+        let text = format!("{self:?}");
+        match text.char_indices().nth(120) {
+            Some((i, _)) => format!("{}...", &text[..i]),
+            None => text,
+        }
+    }
+
+    /// What a copy of the value costs, in budget units.
+    fn size(&self) -> usize {
+        match self {
+            Value::Str(s) => 1 + s.len(),
+            Value::Tuple(xs) => 1 + xs.iter().map(Value::size).sum::<usize>(),
+            Value::Dict(kv) => 1 + kv.iter().map(|(k, v)| k.size() + v.size()).sum::<usize>(),
+            Value::Storage { key, .. } => 1 + key.len(),
+            Value::Tensor(t) => 1 + t.shape.len() + t.data.len(),
+            _ => 1,
+        }
+    }
+}
+
 const ALLOWED: [(&str, &str, &str); 4] = [
     ("collections", "OrderedDict", "OrderedDict"),
     ("torch._utils", "_rebuild_tensor_v2", "rebuild"),
@@ -63,18 +114,38 @@ pub fn read_state_dict(path: impl AsRef<Path>) -> Result<Vec<(String, PthTensor)
         .map(str::to_string)
         .ok_or_else(|| bad("no <name>/data.pkl in the zip".into()))?;
     let prefix = pkl_name.trim_end_matches("data.pkl").to_string();
+    let file_len =
+        usize::try_from(std::fs::metadata(path).map_or(0, |m| m.len())).unwrap_or(usize::MAX);
+    // torch.save stores entries uncompressed: nothing may expand past the file itself (twice, for
+    // slack) plus 1 MiB
+    let max_entry = file_len.saturating_mul(2).saturating_add(1 << 20);
     let mut read_entry = |name: &str| -> Result<Vec<u8>> {
-        let mut entry = zip.by_name(name).map_err(|e| bad(format!("{name}: {e}")))?;
+        let entry = zip.by_name(name).map_err(|e| bad(format!("{name}: {e}")))?;
+        if usize::try_from(entry.size()).map_or(true, |n| n > max_entry) {
+            return Err(bad(format!(
+                "{name} claims {} bytes, more than a {file_len}-byte file can hold (zip bomb?)",
+                entry.size()
+            )));
+        }
         let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).map_err(|e| bad(format!("{name}: {e}")))?;
+        // the header's size may lie: read one byte past the limit at most
+        entry
+            .take(max_entry as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| bad(format!("{name}: {e}")))?;
+        if bytes.len() > max_entry {
+            return Err(bad(format!("{name} expands past {max_entry} bytes (zip bomb?)")));
+        }
         Ok(bytes)
     };
     let pickle = read_entry(&pkl_name)?;
-    let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
-    let root = Unpickler { bytes: &pickle, pos: 0, path }.run(&mut |key: &str| {
+    let mut storages: HashMap<String, std::rc::Rc<[u8]>> = HashMap::new();
+    let budget = file_len.saturating_mul(BUDGET_PER_BYTE).saturating_add(BUDGET_BASE);
+    let unpickler = Unpickler { bytes: &pickle, pos: 0, path, budget };
+    let root = unpickler.run(&mut |key: &str| {
         if !storages.contains_key(key) {
             let bytes = read_entry(&format!("{prefix}data/{key}"))?;
-            storages.insert(key.to_string(), bytes);
+            storages.insert(key.to_string(), bytes.into());
         }
         Ok(storages[key].clone())
     })?;
@@ -83,10 +154,10 @@ pub fn read_state_dict(path: impl AsRef<Path>) -> Result<Vec<(String, PthTensor)
             .into_iter()
             .map(|(k, v)| match (k, v) {
                 (Value::Str(k), Value::Tensor(t)) => Ok((k, t)),
-                (k, _) => Err(bad(format!("state-dict entry {k:?} is not a tensor"))),
+                (k, _) => Err(bad(format!("state-dict entry {} is not a tensor", k.short()))),
             })
             .collect(),
-        other => Err(bad(format!("the pickle is not a dict of tensors but {other:?}"))),
+        other => Err(bad(format!("the pickle is not a dict of tensors but {}", other.short()))),
     }
 }
 
@@ -94,7 +165,12 @@ struct Unpickler<'a> {
     bytes: &'a [u8],
     pos: usize,
     path: &'a Path,
+    /// Value units left to build (see [`BUDGET_PER_BYTE`]).
+    budget: usize,
 }
+
+/// The raw bytes of a storage (`data/<key>`), shared by every tensor that views it.
+type StorageFn<'s> = dyn FnMut(&str) -> Result<std::rc::Rc<[u8]>> + 's;
 
 impl Unpickler<'_> {
     fn err(&self, m: impl std::fmt::Display) -> Error {
@@ -135,6 +211,26 @@ impl Unpickler<'_> {
             .ok_or_else(|| self.err(format!("refusing unsupported global {module}.{name}")))
     }
 
+    /// Spend `units` of the budget.
+    fn charge(&mut self, units: usize) -> Result<()> {
+        self.budget = self.budget.checked_sub(units).ok_or_else(|| {
+            self.err(
+                "the pickle builds more than the file's size justifies (memo or nesting bomb?)",
+            )
+        })?;
+        Ok(())
+    }
+
+    /// A tuple of `items`, refused past [`MAX_DEPTH`].
+    fn tuple(&mut self, items: Vec<Value>) -> Result<Value> {
+        self.charge(1)?;
+        let value = Value::Tuple(items);
+        if value.depth() > MAX_DEPTH {
+            return Err(self.err(format!("values nest deeper than {MAX_DEPTH}")));
+        }
+        Ok(value)
+    }
+
     fn pop(&self, stack: &mut Vec<Value>) -> Result<Value> {
         stack.pop().ok_or_else(|| self.err("stack underflow"))
     }
@@ -151,6 +247,10 @@ impl Unpickler<'_> {
         let Some(Value::Dict(dict)) = stack.last_mut() else {
             return Err(self.err("SETITEM(S) on a non-dict"));
         };
+        let deepest = items.iter().map(Value::depth).max().unwrap_or(0);
+        if deepest >= MAX_DEPTH {
+            return Err(self.err(format!("values nest deeper than {MAX_DEPTH}")));
+        }
         let mut it = items.into_iter();
         while let (Some(k), Some(v)) = (it.next(), it.next()) {
             dict.push((k, v));
@@ -159,11 +259,12 @@ impl Unpickler<'_> {
     }
 
     /// Interpret the pickle; `storage(key)` returns the raw bytes of `data/<key>`.
-    fn run(mut self, storage: &mut dyn FnMut(&str) -> Result<Vec<u8>>) -> Result<Value> {
+    fn run(mut self, storage: &mut StorageFn<'_>) -> Result<Value> {
         let mut stack: Vec<Value> = Vec::new();
         let mut memo: HashMap<usize, Value> = HashMap::new();
         loop {
             let op = self.take(1)?[0];
+            self.charge(1)?;
             match op {
                 0x80 => drop(self.take(1)?),         // PROTO
                 0x95 => drop(self.take(8)?),         // FRAME
@@ -208,12 +309,16 @@ impl Unpickler<'_> {
                         _ => memo.len(),
                     };
                     let top = stack.last().ok_or_else(|| self.err("PUT on empty stack"))?;
-                    memo.insert(idx, top.clone());
+                    let top = top.clone();
+                    self.charge(top.size())?;
+                    memo.insert(idx, top);
                 }
                 b'h' | b'j' => {
                     let idx = if op == b'h' { self.uint(1)? } else { self.uint(4)? };
                     let v = memo.get(&idx).ok_or_else(|| self.err("GET of an unknown memo"))?;
-                    stack.push(v.clone());
+                    let v = v.clone();
+                    self.charge(v.size())?;
+                    stack.push(v);
                 }
                 b'c' => {
                     let (module, name) = (self.line()?, self.line()?);
@@ -230,7 +335,8 @@ impl Unpickler<'_> {
                 b')' => stack.push(Value::Tuple(vec![])),
                 b't' => {
                     let items = self.pop_mark(&mut stack)?;
-                    stack.push(Value::Tuple(items));
+                    let tuple = self.tuple(items)?;
+                    stack.push(tuple);
                 }
                 0x85..=0x87 => {
                     let n = (op - 0x84) as usize;
@@ -238,7 +344,8 @@ impl Unpickler<'_> {
                         return Err(self.err("stack underflow"));
                     }
                     let items = stack.split_off(stack.len() - n);
-                    stack.push(Value::Tuple(items));
+                    let tuple = self.tuple(items)?;
+                    stack.push(tuple);
                 }
                 b'}' => stack.push(Value::Dict(vec![])),
                 b's' => {
@@ -287,31 +394,26 @@ impl Unpickler<'_> {
                 }
             }
         }
-        Err(self.err(format!("unsupported persistent id {pid:?}")))
+        Err(self.err(format!("unsupported persistent id {}", pid.short())))
     }
 
-    fn reduce(
-        &self,
-        func: Value,
-        args: Value,
-        storage: &mut dyn FnMut(&str) -> Result<Vec<u8>>,
-    ) -> Result<Value> {
+    fn reduce(&mut self, func: Value, args: Value, storage: &mut StorageFn<'_>) -> Result<Value> {
         let Value::Tuple(args) = args else {
             return Err(self.err("REDUCE arguments are not a tuple"));
         };
         match func {
             Value::Global("OrderedDict") if args.is_empty() => Ok(Value::Dict(vec![])),
-            Value::Global("rebuild") => self.rebuild_tensor(&args, storage),
-            other => Err(self.err(format!("refusing to call {other:?}"))),
+            Value::Global("rebuild") => {
+                let tensor = self.rebuild_tensor(&args, storage)?;
+                self.charge(tensor.size())?;
+                Ok(tensor)
+            }
+            other => Err(self.err(format!("refusing to call {}", other.short()))),
         }
     }
 
     /// `_rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata])`.
-    fn rebuild_tensor(
-        &self,
-        args: &[Value],
-        storage: &mut dyn FnMut(&str) -> Result<Vec<u8>>,
-    ) -> Result<Value> {
+    fn rebuild_tensor(&self, args: &[Value], storage: &mut StorageFn<'_>) -> Result<Value> {
         let ints = |v: &Value| -> Option<Vec<i64>> {
             match v {
                 Value::Tuple(xs) => {
@@ -330,20 +432,34 @@ impl Unpickler<'_> {
         if shape.len() != stride.len() || shape.iter().chain(&stride).any(|&x| x < 0) {
             return Err(self.err(format!("bad size {shape:?} / stride {stride:?}")));
         }
+        let Some(need) = numel.checked_mul(*elem) else {
+            return Err(self.err(format!("storage data/{key} claims {numel} elements")));
+        };
+        let count = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d as usize));
+        // every element must exist in the storage: a size with zero strides over a tiny storage
+        // would otherwise be an allocation the file does not justify
+        let count = count.filter(|&c| c <= *numel).ok_or_else(|| {
+            self.err(format!(
+                "tensor of size {shape:?} is larger than its storage ({numel} elements)"
+            ))
+        })?;
         let bytes = storage(key)?;
-        if bytes.len() < numel * elem {
-            return Err(self.err(format!(
-                "storage data/{key} has {} bytes, expected {}",
-                bytes.len(),
-                numel * elem
-            )));
+        if bytes.len() < need {
+            return Err(
+                self.err(format!("storage data/{key} has {} bytes, expected {need}", bytes.len()))
+            );
         }
-        let count: i64 = shape.iter().product();
-        let mut data = Vec::with_capacity(count as usize);
+        let mut data = Vec::with_capacity(count);
         let mut index = vec![0i64; shape.len()];
         for _ in 0..count {
-            let at = *offset + index.iter().zip(&stride).map(|(i, s)| i * s).sum::<i64>();
-            if at < 0 || at as usize >= *numel {
+            // in i128: hostile strides must not overflow
+            let at = i128::from(*offset)
+                + index
+                    .iter()
+                    .zip(&stride)
+                    .map(|(&i, &s)| i128::from(i) * i128::from(s))
+                    .sum::<i128>();
+            if at < 0 || at >= *numel as i128 {
                 return Err(self.err(format!("tensor reaches past storage data/{key}")));
             }
             let b = &bytes[at as usize * elem..(at as usize + 1) * elem];
