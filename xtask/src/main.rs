@@ -56,6 +56,9 @@ enum Command {
     /// layers/inr2array/fit benches on the GPU and a step-budget demo training, each timed and with a
     /// timeout; writes one report (default docs/bench/gpu.md). `--dry-run` checks it without a GPU.
     GpuCheck(commands::gpu_check::Args),
+    /// Fuzz a reader (or `all`) with cargo-fuzz from its saved corpus, record executions, coverage
+    /// and findings in fuzz/results/ and docs/bench/fuzz.md; installs cargo-fuzz if missing.
+    Fuzz(commands::fuzz::Args),
     /// Take an experiment config from nothing to its evaluated result: download, fit or convert,
     /// train (its encoder run first), eval; resumable. `--dry-run` prints the numbered steps.
     Reproduce(commands::reproduce::Args),
@@ -78,6 +81,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::ShipPretrained(args) => commands::ship_pretrained::run(&args),
         Command::GpuCheck(args) => commands::gpu_check::run(&args),
         Command::Reproduce(args) => commands::reproduce::run(&args),
+        Command::Fuzz(args) => commands::fuzz::run(&args),
     }
 }
 

@@ -1,5 +1,6 @@
-//! Kill -9 during `nfn train` and run it again: the run ends exactly where an uninterrupted run
-//! ends, with every step's metrics line once and the same test metrics.
+//! Kill -9 during `nfn train` or `nfn fit-inrs` and run it again: the run ends exactly where an
+//! uninterrupted run ends (training: every step's metrics line once and the same test metrics;
+//! fitting: the same files, byte for byte), and a partial INR set is never taken for a whole one.
 
 mod support;
 
@@ -7,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{classify_config, fit_tiny_set, nfn};
+use support::{classify_config, fit_tiny_set, nfn, write_images};
 
 const STEPS: u64 = 300;
 
@@ -89,5 +90,83 @@ fn a_killed_run_resumes_to_the_uninterrupted_result() {
             split(&resumed, "test")[0]["resumed_from"].as_u64().map(|s| s >= kill_after),
             Some(true)
         );
+    }
+}
+
+/// The files of an INR-set folder (temporary files, which start with a dot, left out), sorted.
+fn set_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Shards written so far (final names only).
+fn shards_done(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                !name.starts_with('.') && name.ends_with(".bin")
+            })
+            .count()
+    })
+}
+
+#[test]
+fn a_killed_fit_resumes_to_the_same_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    write_images(&images);
+    // four images per shard, one thread: 18 shards, each a deterministic function of its seed
+    let args = |out: &Path| {
+        let mut args = support::fit_args(&images, out, 20);
+        args.extend(["--chunk", "4", "--threads", "1"].map(String::from));
+        args
+    };
+    let whole = dir.path().join("whole");
+    nfn(&args(&whole).iter().map(String::as_str).collect::<Vec<_>>());
+    let reference = set_files(&whole);
+    assert!(reference.len() > 10, "{} files", reference.len());
+
+    // Kill once 1, 5 and 12 shards are on disk: the kill lands anywhere in the next shard's fit or
+    // in its write.
+    for (i, after) in [1usize, 5, 12].into_iter().enumerate() {
+        let out = dir.path().join(format!("killed{i}"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nfn"))
+            .args(args(&out))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while shards_done(&out) < after {
+            assert!(start.elapsed() < Duration::from_secs(300), "no {after} shards");
+            assert!(child.try_wait().unwrap().is_none(), "finished before the kill at {after}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        // the partial folder is refused as a set, in one line, with exit code 2
+        let merge =
+            Command::new(env!("CARGO_BIN_EXE_nfn")).arg("merge-set").arg(&out).output().unwrap();
+        assert_eq!(merge.status.code(), Some(2), "merge-set accepted a partial set after {after}");
+        let text = String::from_utf8_lossy(&merge.stderr);
+        assert_eq!(text.trim().lines().count(), 1, "{text}");
+        // every shard under its final name is whole: the rerun keeps it, and the set comes out
+        // byte for byte as the uninterrupted one
+        nfn(&args(&out).iter().map(String::as_str).collect::<Vec<_>>());
+        let resumed = set_files(&out);
+        let names = |v: &[(String, Vec<u8>)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&resumed), names(&reference), "after a kill at {after}");
+        for ((name, a), (_, b)) in reference.iter().zip(&resumed) {
+            assert!(a == b, "{name} differs after a kill at {after} shards");
+        }
     }
 }

@@ -26,14 +26,24 @@ pub struct IdxArray {
 /// Read a file's bytes, gunzipping if it starts with the gzip magic `1f 8b`.
 ///
 /// # Errors
-/// [`Error::File`] naming the file if it cannot be opened or is a broken gzip stream.
+/// [`Error::File`] naming the file if it cannot be opened, is a broken gzip stream, or expands past
+/// 64 times its size plus 64 MiB.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
     if raw.starts_with(&[0x1f, 0x8b]) {
+        // image files compress 2-10x; a stream that expands past 64x (plus 64 MiB) is a gzip bomb
+        let limit = raw.len().saturating_mul(64).saturating_add(64 << 20);
         let mut out = Vec::with_capacity(raw.len() * 4);
         GzDecoder::new(raw.as_slice())
+            .take(limit as u64 + 1)
             .read_to_end(&mut out)
             .map_err(|e| Error::file(path, format!("broken or truncated gzip stream: {e}")))?;
+        if out.len() > limit {
+            return Err(Error::file(
+                path,
+                format!("gzip stream expands past {limit} bytes, 64x its size (gzip bomb?)"),
+            ));
+        }
         Ok(out)
     } else {
         Ok(raw)

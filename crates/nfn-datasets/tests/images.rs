@@ -49,6 +49,15 @@ fn truncated_and_garbage_idx_files_name_the_file() -> Result<()> {
     std::fs::write(&gz, [0x1f, 0x8b, 8, 0, 1, 2, 3])?;
     let err = read_idx(&gz).expect_err("broken gzip").to_string();
     assert!(err.contains("x.gz") && err.contains("gzip"), "{err}");
+    // A gzip bomb: 128 MiB of zeros in ~130 kB is refused, not inflated.
+    let bomb = dir.path().join("bomb.gz");
+    let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(&bomb)?, Default::default());
+    for _ in 0..128 {
+        std::io::Write::write_all(&mut gz, &[0u8; 1 << 20])?;
+    }
+    gz.finish()?;
+    let err = read_idx(&bomb).expect_err("gzip bomb").to_string();
+    assert!(err.contains("bomb.gz") && err.contains("gzip bomb"), "{err}");
     // Label count differs from image count.
     write_split(dir.path(), "train", 5, 0, false)?;
     write_idx(dir.path().join("train-labels-idx1-ubyte"), &[4], &[0, 1, 2, 3], false)?;

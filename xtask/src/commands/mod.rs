@@ -5,6 +5,7 @@ pub mod demo;
 pub mod download;
 pub mod eval;
 pub mod fit_inrs;
+pub mod fuzz;
 pub mod gpu_check;
 pub mod gpu_pack;
 pub mod nfn;
