@@ -83,7 +83,7 @@ fn main() -> ExitCode {
         tch::set_num_threads(t);
     }
     if let Err(e) = driver::choose_device(cli.device.as_deref()) {
-        eprintln!("nfn: error: {e:#}");
+        eprintln!("nfn: error: {}", one_line(&e));
         return ExitCode::from(2);
     }
     let result = match cli.command {
@@ -106,8 +106,27 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("nfn: error: {e:#}");
+            eprintln!("nfn: error: {}", one_line(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The cause chain on one line (`outer: inner: ...`). A cause whose text spans several lines (a
+/// TOML error quotes the offending line with a caret under it) keeps its first and last lines:
+/// `TOML parse error at line 12, column 1: unknown field `stepz``.
+fn one_line(e: &anyhow::Error) -> String {
+    let parts: Vec<String> = e
+        .chain()
+        .map(|cause| {
+            let text = cause.to_string();
+            let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            match lines.as_slice() {
+                [] => String::new(),
+                [only] => only.to_string(),
+                [first, .., last] => format!("{first}: {last}"),
+            }
+        })
+        .collect();
+    parts.join(": ")
 }

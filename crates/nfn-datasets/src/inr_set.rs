@@ -462,8 +462,8 @@ impl ShardRecords {
     /// Decode a shard's bytes; `path` names it in errors.
     ///
     /// # Errors
-    /// [`Error::File`] for a wrong magic, a truncated file, a CRC mismatch, an undecodable payload or
-    /// inconsistent record counts.
+    /// [`Error::File`] for a wrong magic, a truncated file, a CRC mismatch, an undecodable payload,
+    /// inconsistent record counts or a weight that is NaN or infinite.
     pub fn decode(bytes: &[u8], path: &Path) -> Result<Self> {
         let records: Self = crate::framing::unframe(bytes, SHARD_MAGIC, "an INR shard", path)?;
         let bad = |m: String| Error::file(path, m);
@@ -474,6 +474,15 @@ impl ShardRecords {
             && records.steps.len() == n;
         if !consistent {
             return Err(bad("inconsistent record counts".into()));
+        }
+        // a fit that diverged, or a damaged writer: refuse here rather than train on NaN
+        let per_inr = (records.num_params as usize).max(1);
+        if let Some(at) = records.params.iter().position(|w| !w.is_finite()) {
+            let k = at / per_inr;
+            return Err(bad(format!(
+                "INR {k} (image {}) has a NaN or infinite weight",
+                records.image_index.get(k).copied().unwrap_or(-1)
+            )));
         }
         Ok(records)
     }
