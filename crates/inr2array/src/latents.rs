@@ -114,17 +114,11 @@ pub fn extract_latents(
             })?;
             let latents = Tensor::cat(&parts, 0);
             let chunk_labels = labels.narrow(0, start, len).to_kind(Kind::Int64).to(Device::Cpu);
-            let tmp = nfn_weightspace::io::temp_path(&path);
-            let written = Tensor::write_safetensors(
-                &[("latents", &latents), ("labels", &chunk_labels)],
-                &tmp,
-            )
-            .map_err(Error::from)
-            .and_then(|()| std::fs::rename(&tmp, &path).map_err(Error::from));
-            if let Err(e) = written {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
+            nfn_weightspace::io::replace_atomically(&path, |tmp| {
+                Tensor::write_safetensors(&[("latents", &latents), ("labels", &chunk_labels)], tmp)
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(|message| nfn_weightspace::Error::file(&path, message))?;
         }
         on_chunk(done as i64 + 1, total);
     }

@@ -128,18 +128,33 @@ pub fn write_atomically(
     if path.file_name().is_none() {
         return Err(Error::file(path, "not a file path"));
     }
-    let tmp = temp_path(path);
-    let result = (|| {
-        let mut out = BufWriter::new(File::create(&tmp).map_err(|e| e.to_string())?);
+    replace_atomically(path, |tmp| {
+        let mut out = BufWriter::new(File::create(tmp).map_err(|e| e.to_string())?);
         f(&mut out)?;
-        out.flush().map_err(|e| e.to_string())?;
-        out.get_ref().sync_all().map_err(|e| e.to_string())?;
-        std::fs::rename(&tmp, path).map_err(|e| e.to_string())
-    })();
-    result.map_err(|message| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::file(path, message)
+        out.flush().map_err(|e| e.to_string())
     })
+    .map_err(|message| Error::file(path, message))
+}
+
+/// Replace `path` atomically through a writer that takes a path (LibTorch's safetensors writer,
+/// say): `write` fills a temporary file beside `path` ([`temp_path`]), which is synced to disk and
+/// renamed over `path`. If anything fails (a full disk, a kill) `path` keeps its previous content
+/// and the temporary file is removed.
+///
+/// # Errors
+/// The message of the failing step, for the caller's typed error.
+pub fn replace_atomically(
+    path: &Path,
+    write: impl FnOnce(&Path) -> std::result::Result<(), String>,
+) -> std::result::Result<(), String> {
+    let tmp = temp_path(path);
+    let result = write(&tmp)
+        .and_then(|()| File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| e.to_string()))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 fn write_float<W: Write>(xs: &Tensor, out: W) -> std::result::Result<(), String> {

@@ -8,7 +8,7 @@ use tch::{nn::VarStore, Tensor};
 
 use super::metrics::Metric;
 use super::optim::AdamW;
-use super::run::{tmp_path, write_atomic, Run};
+use super::run::{write_atomic, Run};
 use crate::error::{Error, Result};
 
 /// What the trainer needs to resume, besides tensors.
@@ -34,13 +34,14 @@ pub struct Best {
 }
 
 fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
-    let tmp = tmp_path(path);
     let cpu: Vec<(String, Tensor)> = tensors
         .iter()
         .map(|(k, t)| (k.clone(), t.detach().to_device(tch::Device::Cpu).contiguous()))
         .collect();
-    Tensor::write_safetensors(&cpu, &tmp).map_err(|e| Error::checkpoint(path, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::checkpoint(path, e))
+    nfn_weightspace::io::replace_atomically(path, |tmp| {
+        Tensor::write_safetensors(&cpu, tmp).map_err(|e| e.to_string())
+    })
+    .map_err(|e| Error::checkpoint(path, e))
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {

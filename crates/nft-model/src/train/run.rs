@@ -189,14 +189,10 @@ impl Run {
 /// Write `bytes` to a temporary file beside `path`, then rename it over `path`, so that a kill never
 /// leaves a half-written file.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = tmp_path(path);
-    std::fs::write(&tmp, bytes).map_err(|e| Error::checkpoint(path, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::checkpoint(path, e))
-}
-
-/// A temporary name beside `path` that keeps its extension (safetensors writers want it).
-pub(crate) fn tmp_path(path: &Path) -> PathBuf {
-    nfn_weightspace::io::temp_path(path)
+    nfn_weightspace::io::replace_atomically(path, |tmp| {
+        std::fs::write(tmp, bytes).map_err(|e| e.to_string())
+    })
+    .map_err(|e| Error::checkpoint(path, e))
 }
 
 /// The paper's number for an experiment, shown beside ours in the tables.
