@@ -204,3 +204,80 @@ fn make_zoo_then_every_model_predicts_generalisation() {
         assert!((pa - pb).abs() < 1e-5, "{a} vs {b}");
     }
 }
+
+/// The parts `make-zoo` has finished (final names only).
+fn parts_done(zoo: &Path) -> usize {
+    std::fs::read_dir(zoo.join("parts")).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with("part-") && name.ends_with(".bin")
+            })
+            .count()
+    })
+}
+
+/// Kill -9 `nfn make-zoo` after one and after three of its six groups of CNNs are written, run
+/// it again: the zoo's files equal an uninterrupted run's, byte for byte.
+#[test]
+fn a_killed_make_zoo_resumes_to_the_same_zoo() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    write_images(&images);
+    let args = |zoo: &Path| -> Vec<String> {
+        let zoo = zoo.display().to_string();
+        let images = images.display().to_string();
+        [
+            "--threads",
+            "1",
+            "make-zoo",
+            "--data-dir",
+            &images,
+            "--networks",
+            "48",
+            "--group",
+            "8",
+            "--epochs",
+            "0,1",
+            "--steps-per-epoch",
+            "20",
+            "--eval-images",
+            "100",
+            "--train-eval-images",
+            "100",
+            "--out",
+            &zoo,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let whole = dir.path().join("whole");
+    nfn(&args(&whole).iter().map(String::as_str).collect::<Vec<_>>());
+    let files = ["weights.npy", "metrics.csv.gz", "layout.csv", "split.csv"];
+    for (i, after) in [1usize, 3].into_iter().enumerate() {
+        let zoo = dir.path().join(format!("killed{i}"));
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nfn"))
+            .args(args(&zoo))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while parts_done(&zoo) < after {
+            assert!(start.elapsed().as_secs() < 300, "no {after} parts");
+            assert!(child.try_wait().unwrap().is_none(), "finished before the kill at {after}");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        assert!(!zoo.join("weights.npy").exists(), "a zoo written before its parts were done");
+        nfn(&args(&zoo).iter().map(String::as_str).collect::<Vec<_>>());
+        for file in files {
+            let same =
+                std::fs::read(whole.join(file)).unwrap() == std::fs::read(zoo.join(file)).unwrap();
+            assert!(same, "{file} differs after a kill at {after} parts");
+        }
+    }
+}

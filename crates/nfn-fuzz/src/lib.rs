@@ -39,6 +39,12 @@ pub const TARGETS: &[Target] = &[
     Target { name: "cifar", reads: "CIFAR-10 binary batches", run: cifar },
     Target { name: "npy", reads: "`.npy` arrays (fixtures, zoo weights, latents)", run: npy },
     Target { name: "inr_shard", reads: "our INR-set shards (framed bincode)", run: inr_shard },
+    Target {
+        name: "inr_shard_payload",
+        reads:
+            "the bincode payload of a shard, framed with a valid CRC (what a fuzzer cannot forge)",
+        run: inr_shard_payload,
+    },
     Target { name: "inr_manifest", reads: "our INR-set manifests (JSON)", run: inr_manifest },
     Target { name: "zoo_layout", reads: "the Small CNN Zoo's `layout.csv`", run: zoo_layout },
     Target { name: "zoo_metrics", reads: "the Small CNN Zoo's `metrics.csv.gz`", run: zoo_metrics },
@@ -103,6 +109,16 @@ fn npy(data: &[u8]) {
 
 fn inr_shard(data: &[u8]) {
     let _ = nfn_datasets::inr_set::ShardRecords::decode(data, Path::new("shard-00000.bin"));
+}
+
+fn inr_shard_payload(data: &[u8]) {
+    let mut crc = flate2::Crc::new();
+    crc.update(data);
+    let mut framed = nfn_datasets::inr_set::SHARD_MAGIC.to_vec();
+    framed.extend((data.len() as u64).to_le_bytes());
+    framed.extend(crc.sum().to_le_bytes());
+    framed.extend(data);
+    let _ = nfn_datasets::inr_set::ShardRecords::decode(&framed, Path::new("shard-00000.bin"));
 }
 
 fn inr_manifest(data: &[u8]) {

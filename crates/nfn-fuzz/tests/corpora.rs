@@ -111,6 +111,7 @@ fn write_seeds() {
         steps: vec![120, 0],
     };
     seed("inr_shard", "two-inrs.bin", &shard.encode());
+    seed("inr_shard_payload", "two-inrs.bincode", &shard.encode()[20..]);
     // inr_manifest: the planned manifest of a small FashionMNIST set
     let options = nfn_datasets::InrSetOptions {
         dataset: "fashion-mnist".into(),

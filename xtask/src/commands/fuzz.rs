@@ -20,12 +20,13 @@ use serde::{Deserialize, Serialize};
 use crate::util::{output, root, run as sh};
 
 /// Targets, as in `crates/nfn-fuzz/src/lib.rs` (the replay test checks that each has a binary).
-const TARGETS: [&str; 10] = [
+const TARGETS: [&str; 11] = [
     "pth",
     "idx",
     "cifar",
     "npy",
     "inr_shard",
+    "inr_shard_payload",
     "inr_manifest",
     "zoo_layout",
     "zoo_metrics",
@@ -36,8 +37,8 @@ const TARGETS: [&str; 10] = [
 /// Options of `fuzz`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// A target (pth, idx, cifar, npy, inr_shard, inr_manifest, zoo_layout, zoo_metrics,
-    /// checkpoint, config) or `all`.
+    /// A target (pth, idx, cifar, npy, inr_shard, inr_shard_payload, inr_manifest, zoo_layout,
+    /// zoo_metrics, checkpoint, config) or `all`.
     pub target: String,
     /// Stop after this many seconds (per target).
     #[arg(long, default_value_t = 600)]
