@@ -170,7 +170,13 @@ pub fn read_layout(path: impl AsRef<Path>) -> Result<Vec<LayoutEntry>> {
             end: parse_field(&record, c_end, row, path)?,
             shape: parse_shape(record.get(c_shape).unwrap_or(""), row, path)?,
         };
-        if entry.end - entry.start != entry.shape.iter().product::<i64>() {
+        // checked: a hostile row must not overflow (found by fuzzing: a shape of -88888 x ...)
+        let size = entry
+            .shape
+            .iter()
+            .try_fold(1i64, |acc, &d| if d < 0 { None } else { acc.checked_mul(d) });
+        let span = entry.end.checked_sub(entry.start).filter(|_| entry.start >= 0);
+        if size.is_none() || span != size {
             return Err(Error::file(
                 path,
                 format!("row {row}: [start, end) does not match {entry:?}"),

@@ -1,5 +1,5 @@
-//! The saved fuzz corpora replayed through every reader (CI fuzzes nothing; it re-checks every
-//! input a fuzzer kept, findings included), and the seed corpora written from our own writers.
+//! The saved fuzz inputs replayed through every reader (CI fuzzes nothing; it re-checks every
+//! input a fuzzer kept and every finding), and the seeds written from our own writers.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -10,29 +10,32 @@ fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
 }
 
-fn corpus(name: &str) -> Vec<PathBuf> {
-    let dir = fuzz_dir().join("corpus").join(name);
+/// The files of `fuzz/<kind>/<target>/` (none if the folder is missing), sorted.
+fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
+    let dir = fuzz_dir().join(kind).join(target);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{name}: no corpus folder {dir:?}: {e}"))
-        .map(|e| e.expect("a corpus entry").path())
-        .filter(|p| p.is_file())
-        .collect();
+        .map(|entries| entries.map(|e| e.expect("a corpus entry").path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.is_file());
     files.sort();
     files
 }
 
+/// Every input of every target: the seeds (written by our writers), the regressions (every
+/// finding, kept for good) and the corpus the fuzzers kept (minimised).
 #[test]
 fn every_saved_input_is_read_without_a_panic() {
     let mut total = 0;
     for target in TARGETS {
-        let files = corpus(target.name);
-        assert!(files.iter().any(|f| name_of(f).starts_with("seed-")), "{}: no seeds", target.name);
-        for file in &files {
-            let data = std::fs::read(file).expect("a corpus file");
-            let outcome = std::panic::catch_unwind(|| (target.run)(&data));
-            assert!(outcome.is_ok(), "{}: {} panicked", target.name, file.display());
+        assert!(!inputs("seeds", target.name).is_empty(), "{}: no seeds", target.name);
+        for kind in ["seeds", "regressions", "corpus"] {
+            for file in inputs(kind, target.name) {
+                let data = std::fs::read(&file).expect("a corpus file");
+                let outcome = std::panic::catch_unwind(|| (target.run)(&data));
+                assert!(outcome.is_ok(), "{}: {} panicked", target.name, file.display());
+                total += 1;
+            }
         }
-        total += files.len();
     }
     eprintln!("replayed {total} inputs through {} readers", TARGETS.len());
 }
@@ -48,18 +51,14 @@ fn every_target_has_a_fuzz_binary() {
     }
 }
 
-fn name_of(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-}
-
-/// Write the seed corpora (`fuzz/corpus/<target>/seed-*`) with the project's own writers and
+/// Write the seed corpora (`fuzz/seeds/<target>/seed-*`) with the project's own writers and
 /// fixtures: `cargo test -p nfn-fuzz --test corpora -- --ignored write_seeds`.
 #[test]
 #[ignore = "writes the committed seed corpora"]
 fn write_seeds() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let seed = |target: &str, name: &str, bytes: &[u8]| {
-        let dir = fuzz_dir().join("corpus").join(target);
+        let dir = fuzz_dir().join("seeds").join(target);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
     };

@@ -1,13 +1,15 @@
 //! `cargo xtask fuzz <target|all> [--time S] [--runs N] [--cmin]`: run the cargo-fuzz targets of
 //! `fuzz/` (one per reader, `crates/nfn-fuzz`), installing `cargo-fuzz` first if it is missing
-//! (nightly must be installed). Each run starts from `fuzz/corpus/<target>/` and adds what it finds
-//! there; `--cmin` then minimises the corpus (the committed corpora are minimised). The figures of
+//! (nightly must be installed). Each run reads `fuzz/seeds/<target>/` (written by our own writers),
+//! `fuzz/regressions/<target>/` (every finding, kept for good) and `fuzz/corpus/<target>/`, and adds
+//! what it finds to the corpus; `--cmin` then minimises the corpus (the committed corpora are
+//! minimised; seeds and regressions are never touched). The figures of
 //! every target's last run (executions, seconds, coverage, corpus size, findings) go to
 //! `fuzz/results/<target>.json`, and `docs/bench/fuzz.md` is regenerated from all of them.
 //!
 //! A finding (a crash, a panic, a timeout or an out-of-memory) stops the run: libFuzzer writes the
-//! input to `fuzz/artifacts/<target>/`, and the run is recorded with it. Fix it, copy the input into
-//! the corpus (`fuzz/corpus/<target>/regression-<what>`) so that the replay test keeps it, and rerun.
+//! input to `fuzz/artifacts/<target>/`, and the run is recorded with it. Fix it, copy the input to
+//! `fuzz/regressions/<target>/<what>` so that the replay test keeps it, and rerun.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -126,8 +128,15 @@ fn fuzz_one(target: &str, args: &Args) -> Result<()> {
     };
     eprintln!("xtask: fuzzing {target} for at most {} s or {} runs", args.time, args.runs);
     let start = Instant::now();
+    // new inputs go to the corpus; the seeds and the regressions are read too, never rewritten
+    let extra: Vec<PathBuf> = ["seeds", "regressions"]
+        .iter()
+        .map(|kind| fuzz.join(kind).join(target))
+        .filter(|dir| dir.is_dir())
+        .collect();
     let out = fuzz_cmd("run")
         .arg(&corpus)
+        .args(&extra)
         .args([
             "--",
             &format!("-max_total_time={}", args.time),
