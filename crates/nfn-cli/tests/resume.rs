@@ -1,6 +1,7 @@
-//! Kill -9 during `nfn train` or `nfn fit-inrs` and run it again: the run ends exactly where an
-//! uninterrupted run ends (training: every step's metrics line once and the same test metrics;
-//! fitting: the same files, byte for byte), and a partial INR set is never taken for a whole one.
+//! Kill -9 during `nfn train`, `nfn fit-inrs` or `nfn latents` and run it again: the job ends
+//! exactly where an uninterrupted one ends (training: every step's metrics line once and the same
+//! test metrics; fitting and latent extraction: the same files, byte for byte), and a partial INR
+//! set is never taken for a whole one.
 
 mod support;
 
@@ -8,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{classify_config, fit_tiny_set, nfn, write_images};
+use support::{classify_config, fit_tiny_set, latent_config, nfn, pretrain_config, write_images};
 
 const STEPS: u64 = 300;
 
@@ -168,5 +169,109 @@ fn a_killed_fit_resumes_to_the_same_set() {
         for ((name, a), (_, b)) in reference.iter().zip(&resumed) {
             assert!(a == b, "{name} differs after a kill at {after} shards");
         }
+    }
+}
+
+/// Every file under `dir` (temporary files left out) with its path relative to `dir`, sorted.
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                stack.push(path);
+            } else if !name.starts_with('.') {
+                let rel = path.strip_prefix(dir).unwrap().display().to_string();
+                out.push((rel, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Copy a folder tree.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+/// Latent chunks written so far under `cache` (final names only).
+fn chunks_done(cache: &Path) -> usize {
+    let Ok(splits) = std::fs::read_dir(cache) else { return 0 };
+    splits
+        .filter_map(Result::ok)
+        .filter_map(|split| std::fs::read_dir(split.path()).ok())
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("chunk_"))
+        .count()
+}
+
+#[test]
+fn a_killed_latent_extraction_resumes_to_the_same_latents() {
+    let dir = tempfile::tempdir().unwrap();
+    let inrs = fit_tiny_set(dir.path());
+    let runs = dir.path().join("runs");
+    // an encoder wide enough that extracting 70 latents in chunks of 2 takes long enough to kill
+    let pretrain = pretrain_config("ae", &inrs, 28, "sitzmann")
+        .replace("channels = 8", "channels = 64")
+        .replace("num_blocks = 1", "num_blocks = 2");
+    let pretrain_path = dir.path().join("ae.toml");
+    std::fs::write(&pretrain_path, pretrain).unwrap();
+    nfn(&["train", pretrain_path.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
+    let config = |run: &Path, name: &str| {
+        let text = latent_config(name, run)
+            .replace("chunk_size = 16", "chunk_size = 2")
+            .replace("extract_batch_size = 8", "extract_batch_size = 2");
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let latents = |config: &str| -> Vec<String> {
+        ["--threads", "1", "latents", config].map(String::from).to_vec()
+    };
+    let run_nfn = |args: Vec<String>| nfn(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let whole_run = runs.join("ae");
+    let killed_run = runs.join("ae-killed");
+    copy_tree(&whole_run, &killed_run);
+    let whole_config = config(&whole_run, "whole");
+    run_nfn(latents(&whole_config));
+    let reference = tree(&whole_run.join("latents"));
+    assert!(reference.len() > 30, "{} files", reference.len());
+
+    let killed_config = config(&killed_run, "killed");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nfn"))
+        .args(latents(&killed_config))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let cache = killed_run.join("latents");
+    let start = Instant::now();
+    while chunks_done(&cache) < 3 {
+        assert!(start.elapsed() < Duration::from_secs(300), "no chunks");
+        assert!(child.try_wait().unwrap().is_none(), "finished before the kill");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(chunks_done(&cache) < reference.len(), "the kill came after the end");
+    run_nfn(latents(&killed_config));
+    let resumed = tree(&cache);
+    let names = |v: &[(String, Vec<u8>)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&resumed), names(&reference));
+    for ((name, a), (_, b)) in reference.iter().zip(&resumed) {
+        assert!(a == b, "{name} differs after the kill");
     }
 }
