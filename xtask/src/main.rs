@@ -90,7 +90,9 @@ fn main() -> ExitCode {
     match dispatch(Cli::parse().command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("xtask: error: {e:#}");
+            if e.downcast_ref::<util::Reported>().is_none() {
+                eprintln!("xtask: error: {e:#}");
+            }
             ExitCode::from(2)
         }
     }

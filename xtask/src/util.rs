@@ -21,6 +21,19 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ has a parent").to_path_buf()
 }
 
+/// An error a child process has already reported in one line (`nfn` exits with 2 after printing
+/// it): xtask exits with 2 without a line of its own.
+#[derive(Debug)]
+pub struct Reported;
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("reported above")
+    }
+}
+
+impl std::error::Error for Reported {}
+
 /// The Python of the reference scripts: `NFN_REFERENCE_PYTHON`, else `.venv/bin/python`.
 pub fn python() -> PathBuf {
     std::env::var_os(PYTHON_ENV).map_or_else(|| root().join(".venv/bin/python"), PathBuf::from)

@@ -3,10 +3,10 @@
 
 use std::ffi::OsStr;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 
 use crate::gpu;
-use crate::util::{cargo, run as sh};
+use crate::util::cargo;
 
 /// The release `nfn` binary for this machine's accelerator, set up and ready to run.
 pub struct Nfn {
@@ -32,12 +32,26 @@ impl Nfn {
     /// # Errors
     /// When the build fails or `nfn` exits with an error.
     pub fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Result<()> {
-        sh(cargo()
-            .args(["run", "--release", "--quiet", "--package", "nfn-cli"])
+        let mut cmd = cargo();
+        cmd.args(["run", "--release", "--quiet", "--package", "nfn-cli"])
             .args(&self.features)
             .args(["--bin", "nfn", "--"])
-            .args(args))
+            .args(args)
+            .current_dir(crate::util::root());
+        eprintln!("xtask: {cmd:?}");
+        let status = cmd.status().context("starting cargo run -p nfn-cli")?;
+        match status.code() {
+            Some(0) => Ok(()),
+            // a user error that `nfn` has already printed in one line: say nothing more
+            Some(2) => Err(crate::util::Reported.into()),
+            _ => bail!("nfn {} failed with {status}", describe(args)),
+        }
     }
+}
+
+/// The arguments as one line, for messages.
+fn describe<S: AsRef<OsStr>>(args: &[S]) -> String {
+    args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
 }
 
 /// Choose the device, set up, then `cargo run --release -p nfn-cli [--features cuda] --bin nfn -- <args>`.
