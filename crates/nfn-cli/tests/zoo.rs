@@ -281,3 +281,87 @@ fn a_killed_make_zoo_resumes_to_the_same_zoo() {
         }
     }
 }
+
+/// `make-zoo --dataset svhn-gs` on SVHN-format `.mat` files the test writes (three-channel 32 x 32
+/// digits-like bars): the zoo trains on their greyscale and loads back with the zoo loader.
+#[test]
+fn make_zoo_reads_svhn_mat_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let svhn = dir.path().join("svhn");
+    std::fs::create_dir_all(&svhn).unwrap();
+    let image = |i: usize| -> Vec<u8> {
+        let class = i % 4;
+        let mut px = vec![0u8; 3072];
+        for c in 0..3 {
+            for r in 0..32 {
+                for col in 0..32 {
+                    let on = match class {
+                        0 => (4..12).contains(&r),
+                        1 => (20..28).contains(&r),
+                        2 => (4..12).contains(&col),
+                        _ => (20..28).contains(&col),
+                    };
+                    let noise = ((i * 7919 + r * 131 + col * 31 + c) % 61) as u8;
+                    px[(c * 32 + r) * 32 + col] = if on { 160 + noise } else { noise };
+                }
+            }
+        }
+        px
+    };
+    for (file, range) in [("train_32x32.mat", 0..400), ("test_32x32.mat", 400..460)] {
+        let pixels: Vec<u8> = range.clone().flat_map(image).collect();
+        let labels: Vec<u8> = range.map(|i| (i % 4) as u8).collect();
+        nfn_datasets::images::write_svhn_mat(svhn.join(file), &pixels, &labels, true).unwrap();
+    }
+    let zoo = dir.path().join("zoo");
+    nfn(&[
+        "make-zoo",
+        "--dataset",
+        "svhn-gs",
+        "--data-dir",
+        svhn.to_str().unwrap(),
+        "--networks",
+        "8",
+        "--group",
+        "8",
+        "--epochs",
+        "0,1",
+        "--steps-per-epoch",
+        "10",
+        "--eval-images",
+        "60",
+        "--train-eval-images",
+        "60",
+        "--out",
+        zoo.to_str().unwrap(),
+    ]);
+    let layout = std::fs::read_to_string(zoo.join("layout.csv")).unwrap();
+    assert!(layout.contains("\"(3, 3, 1, 16)\""), "greyscale input: {layout}");
+    let splits = [nfn_datasets::Split::Train, nfn_datasets::Split::Val, nfn_datasets::Split::Test];
+    let loaded: usize = splits
+        .into_iter()
+        .map(|split| {
+            let part = nfn_datasets::load_cnn_zoo(&zoo, zoo.join("split.csv"), split).unwrap();
+            assert_eq!(part.wsfeat.batch_size() as usize, part.rows.len());
+            part.rows.len()
+        })
+        .sum();
+    assert_eq!(loaded, 8, "every network in one split");
+    // a missing SVHN folder says where to get it
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nfn"))
+        .args([
+            "make-zoo",
+            "--dataset",
+            "svhn-gs",
+            "--data-dir",
+            dir.path().join("none").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("train_32x32.mat") && stderr.contains("cargo xtask download svhn"),
+        "{stderr}"
+    );
+}

@@ -124,6 +124,21 @@ impl ImageSet {
         Self::from_bytes(&pixels, &labels, [labels.len() as i64, 3, 32, 32], n_train)
     }
 
+    /// SVHN's cropped digits (format 2) from `dir`: `train_32x32.mat` then `test_32x32.mat`
+    /// (73 257 + 26 032 images `[3, 32, 32]`; digit 0 is stored as label 10 and read as 0).
+    ///
+    /// # Errors
+    /// As [`read_svhn_mat`].
+    pub fn svhn(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let (mut pixels, mut labels) = read_svhn_mat(dir.join(SVHN_FILES[0]))?;
+        let n_train = labels.len() as i64;
+        let (px, lb) = read_svhn_mat(dir.join(SVHN_FILES[1]))?;
+        pixels.extend(px);
+        labels.extend(lb);
+        Self::from_bytes(&pixels, &labels, [labels.len() as i64, 3, 32, 32], n_train)
+    }
+
     /// Number of images.
     pub fn len(&self) -> i64 {
         self.labels.size()[0]
@@ -182,6 +197,166 @@ fn read_idx_split(dir: &Path, split: &str) -> Result<(Vec<u8>, Vec<u8>, Vec<usiz
         ));
     }
     Ok((images.data, labels.data, images.dims))
+}
+
+/// The SVHN files [`ImageSet::svhn`] reads, train then test.
+pub const SVHN_FILES: [&str; 2] = ["train_32x32.mat", "test_32x32.mat"];
+
+/// Read one SVHN `.mat` file (MATLAB v5, compressed or not): `(pixels, labels)`, pixels
+/// `[n, 3, 32, 32]` row-major. The file holds `X`, uint8 `32 x 32 x 3 x n` in MATLAB's
+/// column-major order (row, column, channel, image), and `y`, `n x 1` labels 1..10 (10 is digit 0).
+///
+/// # Errors
+/// [`Error::File`] naming the file if it is missing, not a MATLAB v5 file, lacks `X` or `y`, has
+/// other shapes or types, or holds a label outside 1..10.
+pub fn read_svhn_mat(path: impl AsRef<Path>) -> Result<(Vec<u8>, Vec<u8>)> {
+    let path = path.as_ref();
+    let bad = |m: String| Error::file(path, m);
+    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
+    let mat = matfile::MatFile::parse(std::io::BufReader::new(file))
+        .map_err(|e| bad(format!("not a MATLAB v5 file: {e}")))?;
+    let x = mat.find_by_name("X").ok_or_else(|| bad("no array X (the images)".into()))?;
+    let y = mat.find_by_name("y").ok_or_else(|| bad("no array y (the labels)".into()))?;
+    let matfile::NumericData::UInt8 { real: px, .. } = x.data() else {
+        return Err(bad(format!("X is {}-typed, expected uint8", kind_name(x.data()))));
+    };
+    let n = match x.size().as_slice() {
+        [32, 32, 3, n] => *n,
+        [32, 32, 3] => 1,
+        other => return Err(bad(format!("X is {other:?}, expected [32, 32, 3, n]"))),
+    };
+    if px.len() != n * 3072 {
+        return Err(bad(format!("X holds {} bytes, expected {}", px.len(), n * 3072)));
+    }
+    let raw: Vec<f64> = match y.data() {
+        matfile::NumericData::Double { real, .. } => real.clone(),
+        matfile::NumericData::UInt8 { real, .. } => real.iter().map(|&v| f64::from(v)).collect(),
+        other => return Err(bad(format!("y is {}-typed, expected double", kind_name(other)))),
+    };
+    if raw.len() != n {
+        return Err(bad(format!("y holds {} labels for {n} images", raw.len())));
+    }
+    let labels = raw
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| match v {
+            v if v == v.round() && (1.0..=10.0).contains(&v) => Ok((v as u8) % 10),
+            v => Err(bad(format!("label {v} of image {i} is not in 1..10"))),
+        })
+        .collect::<Result<Vec<u8>>>()?;
+    // column-major (row h, column w, channel c, image i) -> row-major [i, c, h, w]
+    let mut pixels = vec![0u8; px.len()];
+    for i in 0..n {
+        for c in 0..3 {
+            for w in 0..32 {
+                for h in 0..32 {
+                    pixels[((i * 3 + c) * 32 + h) * 32 + w] = px[h + 32 * (w + 32 * (c + 3 * i))];
+                }
+            }
+        }
+    }
+    Ok((pixels, labels))
+}
+
+/// Write `pixels` (`[n, 3, 32, 32]` row-major) and `labels` (0..9) as an SVHN `.mat` file (MATLAB
+/// v5, the layout [`read_svhn_mat`] reads: `X` uint8 `32 x 32 x 3 x n` column-major, `y` double
+/// `n x 1` with digit 0 as 10), each array zlib-compressed when `compress` (as the published files
+/// are). For tests and for making small SVHN-format sets; written atomically.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] if the sizes disagree; [`Error::WeightSpace`] naming the file if it
+/// cannot be written.
+pub fn write_svhn_mat(
+    path: impl AsRef<Path>,
+    pixels: &[u8],
+    labels: &[u8],
+    compress: bool,
+) -> Result<()> {
+    let n = labels.len();
+    if pixels.len() != n * 3072 || labels.iter().any(|&l| l > 9) {
+        return Err(Error::InvalidArgument(format!(
+            "{} pixel bytes and {n} labels (0..9) are not [n, 3, 32, 32] images",
+            pixels.len()
+        )));
+    }
+    let mut x = vec![0u8; pixels.len()];
+    for i in 0..n {
+        for c in 0..3 {
+            for w in 0..32 {
+                for h in 0..32 {
+                    x[h + 32 * (w + 32 * (c + 3 * i))] = pixels[((i * 3 + c) * 32 + h) * 32 + w];
+                }
+            }
+        }
+    }
+    let y: Vec<u8> =
+        labels.iter().flat_map(|&l| f64::from(if l == 0 { 10 } else { l }).to_le_bytes()).collect();
+    // mxUINT8_CLASS 9 with miUINT8 2, mxDOUBLE_CLASS 6 with miDOUBLE 9
+    let arrays = [
+        mat_matrix("X", 9, &[32, 32, 3, n as i32], 2, &x),
+        mat_matrix("y", 6, &[n as i32, 1], 9, &y),
+    ];
+    let mut header =
+        format!("MATLAB 5.0 MAT-file, written by nfn-rs, {n} SVHN-format images").into_bytes();
+    header.resize(116, b' ');
+    header.extend([0u8; 8]); // no subsystem data
+    header.extend(0x0100u16.to_le_bytes()); // version
+    header.extend(b"IM"); // little-endian
+    nfn_weightspace::io::write_atomically(path.as_ref(), |out| {
+        use std::io::Write as _;
+        let e = |e: std::io::Error| e.to_string();
+        out.write_all(&header).map_err(e)?;
+        for array in &arrays {
+            if compress {
+                let mut z =
+                    flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+                z.write_all(array).map_err(e)?;
+                let z = z.finish().map_err(e)?;
+                out.write_all(&15u32.to_le_bytes()).map_err(e)?; // miCOMPRESSED
+                out.write_all(&(z.len() as u32).to_le_bytes()).map_err(e)?;
+                out.write_all(&z).map_err(e)?;
+            } else {
+                out.write_all(array).map_err(e)?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// One MATLAB v5 data element: tag (type, byte count), data, padding to 8 bytes.
+fn mat_element(data_type: u32, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 16);
+    out.extend(data_type.to_le_bytes());
+    out.extend((data.len() as u32).to_le_bytes());
+    out.extend(data);
+    out.resize(out.len().next_multiple_of(8), 0);
+    out
+}
+
+/// A real numeric `miMATRIX` element: array flags (class), dimensions, name, real part.
+fn mat_matrix(name: &str, class: u32, dims: &[i32], data_type: u32, data: &[u8]) -> Vec<u8> {
+    let mut body = mat_element(6, &[class.to_le_bytes(), 0u32.to_le_bytes()].concat());
+    body.extend(mat_element(5, &dims.iter().flat_map(|d| d.to_le_bytes()).collect::<Vec<_>>()));
+    body.extend(mat_element(1, name.as_bytes()));
+    body.extend(mat_element(data_type, data));
+    mat_element(14, &body)
+}
+
+/// A MATLAB numeric class, for errors.
+fn kind_name(data: &matfile::NumericData) -> &'static str {
+    match data {
+        matfile::NumericData::Int8 { .. } => "int8",
+        matfile::NumericData::UInt8 { .. } => "uint8",
+        matfile::NumericData::Int16 { .. } => "int16",
+        matfile::NumericData::UInt16 { .. } => "uint16",
+        matfile::NumericData::Int32 { .. } => "int32",
+        matfile::NumericData::UInt32 { .. } => "uint32",
+        matfile::NumericData::Int64 { .. } => "int64",
+        matfile::NumericData::UInt64 { .. } => "uint64",
+        matfile::NumericData::Single { .. } => "single",
+        matfile::NumericData::Double { .. } => "double",
+    }
 }
 
 /// Read one CIFAR-10 binary batch (gzipped or not): `(pixels, labels)`, pixels `[n, 3, 32, 32]`

@@ -109,3 +109,61 @@ fn installed_fashion_mnist() -> Result<()> {
     assert_eq!(set.n_train, 60000);
     Ok(())
 }
+
+/// SVHN's `.mat` layout through our writer and reader, compressed and not: train then test,
+/// MATLAB's column-major pixels in our `[n, 3, 32, 32]` order, digit 0 stored as 10; and bad files
+/// named in their errors.
+#[test]
+fn svhn_mat_files_round_trip_and_bad_ones_name_the_file() -> Result<()> {
+    use nfn_datasets::images::{read_svhn_mat, write_svhn_mat, SVHN_FILES};
+    let dir = tempfile::tempdir()?;
+    let image =
+        |i: usize| -> Vec<u8> { (0..3072).map(|p| ((p * 7 + i * 31) % 251) as u8).collect() };
+    let (train, test): (Vec<usize>, Vec<usize>) = ((0..3).collect(), (3..5).collect());
+    let pixels = |ids: &[usize]| ids.iter().flat_map(|&i| image(i)).collect::<Vec<u8>>();
+    for compress in [false, true] {
+        write_svhn_mat(dir.path().join(SVHN_FILES[0]), &pixels(&train), &[0, 1, 9], compress)?;
+        write_svhn_mat(dir.path().join(SVHN_FILES[1]), &pixels(&test), &[5, 0], compress)?;
+        let (px, labels) = read_svhn_mat(dir.path().join(SVHN_FILES[0]))?;
+        assert_eq!((px, labels), (pixels(&train), vec![0, 1, 9]));
+        let set = ImageSet::svhn(dir.path())?;
+        assert_eq!(set.images.size(), vec![5, 3, 32, 32]);
+        assert_eq!((set.n_train, Vec::<i64>::try_from(&set.labels)?), (3, vec![0, 1, 9, 5, 0]));
+        // image 4, channel 2, row 5, column 7, scaled to [-1, 1]
+        let want = image(4)[(2 * 32 + 5) * 32 + 7] as f64 / 127.5 - 1.0;
+        assert!((set.images.double_value(&[4, 2, 5, 7]) - want).abs() < 1e-6);
+    }
+    // the column-major layout itself: X(h, w, c, i) sits at h + 32 (w + 32 (c + 3 i)) in the file
+    let raw = std::fs::read(dir.path().join(SVHN_FILES[1]))?;
+    assert!(raw.starts_with(b"MATLAB 5.0 MAT-file") && &raw[126..128] == b"IM");
+    // bad files
+    let bad = dir.path().join("bad.mat");
+    let err = read_svhn_mat(dir.path().join("missing.mat")).unwrap_err().to_string();
+    assert!(err.contains("missing.mat"), "{err}");
+    std::fs::write(&bad, b"not a mat file at all")?;
+    let err = read_svhn_mat(&bad).unwrap_err().to_string();
+    assert!(err.contains("bad.mat") && err.contains("MATLAB"), "{err}");
+    let whole = std::fs::read(dir.path().join(SVHN_FILES[0]))?;
+    std::fs::write(&bad, &whole[..whole.len() - 100])?;
+    let err = read_svhn_mat(&bad).unwrap_err().to_string();
+    assert!(err.contains("bad.mat"), "{err}");
+    assert!(write_svhn_mat(&bad, &[0; 3072], &[10], false).is_err(), "label 10 is not a digit");
+    Ok(())
+}
+
+/// Files SciPy wrote (`tests/fixtures/svhn/gen.py`): our reader agrees with MATLAB's own layout,
+/// not only with our writer.
+#[test]
+fn svhn_reader_matches_scipy_written_files() -> Result<()> {
+    use nfn_datasets::images::read_svhn_mat;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/svhn");
+    for name in ["compressed.mat", "plain.mat"] {
+        let (pixels, labels) = read_svhn_mat(dir.join(name))?;
+        assert_eq!(labels, vec![0, 3], "{name}");
+        for (i, c, h, w) in [(0, 0, 0, 0), (1, 2, 31, 0), (0, 1, 3, 17), (1, 0, 30, 31)] {
+            let want = ((h + 2 * w + 5 * c + 7 * i) % 256) as u8;
+            assert_eq!(pixels[((i * 3 + c) * 32 + h) * 32 + w], want, "{name} {i} {c} {h} {w}");
+        }
+    }
+    Ok(())
+}

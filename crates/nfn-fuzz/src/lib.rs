@@ -37,6 +37,7 @@ pub const TARGETS: &[Target] = &[
         run: idx,
     },
     Target { name: "cifar", reads: "CIFAR-10 binary batches", run: cifar },
+    Target { name: "svhn_mat", reads: "SVHN `.mat` files (MATLAB v5, zlib inside)", run: svhn_mat },
     Target { name: "npy", reads: "`.npy` arrays (fixtures, zoo weights, latents)", run: npy },
     Target { name: "inr_shard", reads: "our INR-set shards (framed bincode)", run: inr_shard },
     Target {
@@ -101,6 +102,10 @@ fn idx(data: &[u8]) {
 
 fn cifar(data: &[u8]) {
     let _ = nfn_datasets::images::read_cifar10_batch(scratch("data_batch_1.bin", data));
+}
+
+fn svhn_mat(data: &[u8]) {
+    let _ = nfn_datasets::images::read_svhn_mat(scratch("train_32x32.mat", data));
 }
 
 fn npy(data: &[u8]) {

@@ -86,6 +86,15 @@ fn write_seeds() {
         batch.extend((0..3072).map(|i| (i % 251) as u8));
     }
     seed("cifar", "two-records.bin", &batch);
+    // svhn_mat: the SciPy-written fixtures and one of our writer's
+    for f in ["compressed.mat", "plain.mat"] {
+        let bytes =
+            std::fs::read(root.join("crates/nfn-datasets/tests/fixtures/svhn").join(f)).unwrap();
+        seed("svhn_mat", f, &bytes);
+    }
+    let path = tmp.join("ours.mat");
+    nfn_datasets::images::write_svhn_mat(&path, &[9; 3072], &[4], true).unwrap();
+    seed("svhn_mat", "ours.mat", &std::fs::read(&path).unwrap());
     // npy: f32 and f64 arrays written by our writer, and a layer fixture
     for (name, kind) in [("f32.npy", tch::Kind::Float), ("f64.npy", tch::Kind::Double)] {
         let path = tmp.join(name);

@@ -22,10 +22,11 @@ use serde::{Deserialize, Serialize};
 use crate::util::{output, root, run as sh};
 
 /// Targets, as in `crates/nfn-fuzz/src/lib.rs` (the replay test checks that each has a binary).
-const TARGETS: [&str; 11] = [
+const TARGETS: [&str; 12] = [
     "pth",
     "idx",
     "cifar",
+    "svhn_mat",
     "npy",
     "inr_shard",
     "inr_shard_payload",
@@ -39,8 +40,8 @@ const TARGETS: [&str; 11] = [
 /// Options of `fuzz`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// A target (pth, idx, cifar, npy, inr_shard, inr_shard_payload, inr_manifest, zoo_layout,
-    /// zoo_metrics, checkpoint, config) or `all`.
+    /// A target (pth, idx, cifar, svhn_mat, npy, inr_shard, inr_shard_payload, inr_manifest,
+    /// zoo_layout, zoo_metrics, checkpoint, config) or `all`.
     pub target: String,
     /// Stop after this many seconds (per target).
     #[arg(long, default_value_t = 600)]

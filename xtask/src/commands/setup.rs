@@ -141,7 +141,8 @@ fn ensure_debian_packages() -> Result<()> {
 }
 
 fn ensure_reference() -> Result<()> {
-    let ok = util::output(Command::new(venv_python()).args(["-c", "import nfn, cv2"])).is_some();
+    let ok =
+        util::output(Command::new(venv_python()).args(["-c", "import nfn, cv2, scipy"])).is_some();
     if !ok {
         util::run(Command::new(venv_python()).args([
             "-m",
@@ -152,6 +153,8 @@ fn ensure_reference() -> Result<()> {
             "einops",
             // OpenCV for the INR-editing fixtures (crates/nfn-datasets/tests/fixtures/edit/gen.py).
             "opencv-python-headless==5.0.0.93",
+            // SciPy for the SVHN .mat fixtures (crates/nfn-datasets/tests/fixtures/svhn/gen.py).
+            "scipy==1.17.1",
         ]))?;
     }
     Ok(())

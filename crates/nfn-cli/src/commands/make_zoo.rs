@@ -26,21 +26,33 @@ pub enum ZooDataset {
     Mnist,
     /// CIFAR-10 in greyscale (the zoo's CIFAR-10-GS), 32 x 32.
     Cifar10Gs,
-    /// SVHN in greyscale (the zoo's SVHN-GS): no SVHN reader yet.
+    /// SVHN's cropped digits in greyscale (the zoo's SVHN-GS), 32 x 32: `train_32x32.mat` and
+    /// `test_32x32.mat` (`cargo xtask download svhn`, into `data/svhn`).
     SvhnGs,
 }
 
+/// Where `cargo xtask download svhn` puts SVHN.
+const SVHN_DIR: &str = "data/svhn";
+
 impl ZooDataset {
-    fn images(self) -> Result<Dataset> {
-        Ok(match self {
+    /// The images (train then test), from `data_dir` or the data set's usual place.
+    fn load(self, data_dir: Option<&Path>) -> Result<nfn_datasets::ImageSet> {
+        let dataset = match self {
             ZooDataset::FashionMnist => Dataset::FashionMnist,
             ZooDataset::Mnist => Dataset::Mnist,
             ZooDataset::Cifar10Gs => Dataset::Cifar10,
-            ZooDataset::SvhnGs => bail!(
-                "svhn-gs: nfn has no SVHN reader yet (the cropped-digits .mat files); use \
-                 fashion-mnist, mnist or cifar10-gs"
-            ),
-        })
+            ZooDataset::SvhnGs => {
+                let dir = data_dir.map_or_else(|| PathBuf::from(SVHN_DIR), Path::to_path_buf);
+                return nfn_datasets::ImageSet::svhn(&dir).with_context(|| {
+                    format!("SVHN in {} (get it with `cargo xtask download svhn`)", dir.display())
+                });
+            }
+        };
+        let dir = match data_dir {
+            Some(dir) => dir.to_path_buf(),
+            None => dataset.default_dir()?,
+        };
+        dataset.load(&dir)
     }
 
     fn name(self) -> &'static str {
@@ -102,12 +114,7 @@ pub fn run(args: &Args) -> Result<()> {
     if args.merge_only {
         return merge(&out);
     }
-    let images_set = args.dataset.images()?;
-    let dir = match &args.data_dir {
-        Some(dir) => dir.clone(),
-        None => images_set.default_dir()?,
-    };
-    let set = images_set.load(&dir)?;
+    let set = args.dataset.load(args.data_dir.as_deref())?;
     let n_train = set.n_train;
     let n = set.labels.size()[0];
     let grey = greyscale(&set.images)?;

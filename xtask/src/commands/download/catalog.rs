@@ -144,6 +144,26 @@ pub fn dataset(name: &str) -> Result<Dataset> {
             ready: "cifar-10-batches-bin/test_batch.bin",
             manual: None,
         },
+        // SVHN's cropped digits (format 2), for `nfn make-zoo --dataset svhn-gs`: MATLAB v5 files;
+        // MD5s as in torchvision's SVHN resource list.
+        "svhn" => Dataset {
+            name: "svhn",
+            subdir: "svhn",
+            files: vec![
+                remote(
+                    "http://ufldl.stanford.edu/housenumbers/train_32x32.mat",
+                    "train_32x32.mat",
+                    Some("e26dedcc434d2e4c54c9b2d4a06d8373"),
+                ),
+                remote(
+                    "http://ufldl.stanford.edu/housenumbers/test_32x32.mat",
+                    "test_32x32.mat",
+                    Some("eb5a983be6a315427106f1b164d9cef3"),
+                ),
+            ],
+            ready: "test_32x32.mat",
+            manual: None,
+        },
         "siren-mnist" => siren("siren-mnist", "siren_mnist_wts.tar", "siren_mnist_wts"),
         "siren-fashion" => siren("siren-fashion", "siren_fashion_wts.tar", "siren_fashion_wts"),
         "siren-cifar" => siren("siren-cifar", "siren_cifar_wts.tar", "siren_cifar_wts"),
@@ -204,7 +224,7 @@ pub fn dataset(name: &str) -> Result<Dataset> {
             manual: None,
         },
         _ => bail!(
-            "unknown data set {name:?}; available: mnist, fashion-mnist, cifar10, siren-mnist, \
+            "unknown data set {name:?}; available: mnist, fashion-mnist, cifar10, svhn, siren-mnist, \
              siren-fashion, siren-cifar, cnn-zoo-cifar10, cnn-zoo-svhn, cnn-zoo-mnist, cnn-zoo-fashion-mnist, \
              cnn-zoo-splits"
         ),

@@ -213,7 +213,8 @@ fn tar_gz_unpacks_and_truncated_archive_fails() {
 
 #[test]
 fn siren_sets_need_from_and_names_are_known() {
-    for name in ["mnist", "fashion-mnist", "cifar10", "siren-mnist", "siren-fashion", "siren-cifar"]
+    for name in
+        ["mnist", "fashion-mnist", "cifar10", "svhn", "siren-mnist", "siren-fashion", "siren-cifar"]
     {
         assert_eq!(dataset(name).unwrap().name, name);
     }
