@@ -9,6 +9,7 @@ use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
 use crate::idx::{read_idx_rank, read_maybe_gz};
+use crate::mat::MatData;
 
 /// Where Debian's `dataset-fashion-mnist` package installs FashionMNIST.
 pub const DEFAULT_FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
@@ -202,7 +203,7 @@ fn read_idx_split(dir: &Path, split: &str) -> Result<(Vec<u8>, Vec<u8>, Vec<usiz
 /// The SVHN files [`ImageSet::svhn`] reads, train then test.
 pub const SVHN_FILES: [&str; 2] = ["train_32x32.mat", "test_32x32.mat"];
 
-/// Read one SVHN `.mat` file (MATLAB v5, compressed or not): `(pixels, labels)`, pixels
+/// Read one SVHN `.mat` file (MATLAB v5, compressed or not, through [`crate::mat`]): `(pixels, labels)`, pixels
 /// `[n, 3, 32, 32]` row-major. The file holds `X`, uint8 `32 x 32 x 3 x n` in MATLAB's
 /// column-major order (row, column, channel, image), and `y`, `n x 1` labels 1..10 (10 is digit 0).
 ///
@@ -212,15 +213,14 @@ pub const SVHN_FILES: [&str; 2] = ["train_32x32.mat", "test_32x32.mat"];
 pub fn read_svhn_mat(path: impl AsRef<Path>) -> Result<(Vec<u8>, Vec<u8>)> {
     let path = path.as_ref();
     let bad = |m: String| Error::file(path, m);
-    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
-    let mat = matfile::MatFile::parse(std::io::BufReader::new(file))
-        .map_err(|e| bad(format!("not a MATLAB v5 file: {e}")))?;
-    let x = mat.find_by_name("X").ok_or_else(|| bad("no array X (the images)".into()))?;
-    let y = mat.find_by_name("y").ok_or_else(|| bad("no array y (the labels)".into()))?;
-    let matfile::NumericData::UInt8 { real: px, .. } = x.data() else {
-        return Err(bad(format!("X is {}-typed, expected uint8", kind_name(x.data()))));
+    let arrays = crate::mat::read_mat(path)?;
+    let find = |name: &str| arrays.iter().find(|a| a.name == name);
+    let x = find("X").ok_or_else(|| bad("no array X (the images)".into()))?;
+    let y = find("y").ok_or_else(|| bad("no array y (the labels)".into()))?;
+    let MatData::U8(px) = &x.data else {
+        return Err(bad(format!("X is stored as class {}, expected uint8 images", x.class)));
     };
-    let n = match x.size().as_slice() {
+    let n = match x.dims.as_slice() {
         [32, 32, 3, n] => *n,
         [32, 32, 3] => 1,
         other => return Err(bad(format!("X is {other:?}, expected [32, 32, 3, n]"))),
@@ -228,10 +228,9 @@ pub fn read_svhn_mat(path: impl AsRef<Path>) -> Result<(Vec<u8>, Vec<u8>)> {
     if px.len() != n * 3072 {
         return Err(bad(format!("X holds {} bytes, expected {}", px.len(), n * 3072)));
     }
-    let raw: Vec<f64> = match y.data() {
-        matfile::NumericData::Double { real, .. } => real.clone(),
-        matfile::NumericData::UInt8 { real, .. } => real.iter().map(|&v| f64::from(v)).collect(),
-        other => return Err(bad(format!("y is {}-typed, expected double", kind_name(other)))),
+    let raw: Vec<f64> = match &y.data {
+        MatData::F64(v) => v.clone(),
+        MatData::U8(v) => v.iter().map(|&l| f64::from(l)).collect(),
     };
     if raw.len() != n {
         return Err(bad(format!("y holds {} labels for {n} images", raw.len())));
@@ -341,22 +340,6 @@ fn mat_matrix(name: &str, class: u32, dims: &[i32], data_type: u32, data: &[u8])
     body.extend(mat_element(1, name.as_bytes()));
     body.extend(mat_element(data_type, data));
     mat_element(14, &body)
-}
-
-/// A MATLAB numeric class, for errors.
-fn kind_name(data: &matfile::NumericData) -> &'static str {
-    match data {
-        matfile::NumericData::Int8 { .. } => "int8",
-        matfile::NumericData::UInt8 { .. } => "uint8",
-        matfile::NumericData::Int16 { .. } => "int16",
-        matfile::NumericData::UInt16 { .. } => "uint16",
-        matfile::NumericData::Int32 { .. } => "int32",
-        matfile::NumericData::UInt32 { .. } => "uint32",
-        matfile::NumericData::Int64 { .. } => "int64",
-        matfile::NumericData::UInt64 { .. } => "uint64",
-        matfile::NumericData::Single { .. } => "single",
-        matfile::NumericData::Double { .. } => "double",
-    }
 }
 
 /// Read one CIFAR-10 binary batch (gzipped or not): `(pixels, labels)`, pixels `[n, 3, 32, 32]`

@@ -9,6 +9,7 @@
 pub mod error;
 mod framing;
 pub mod idx;
+pub mod mat;
 pub mod images;
 
 pub use error::{Error, Result};
