@@ -8,9 +8,11 @@ mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
-use support::{classify_config, fit_tiny_set, nfn, write_images};
+use support::{
+    classify_config, fit_chunked_args, fit_tiny_set, images_in, kill_when, nfn, nfn_args,
+    tree_files,
+};
 
 /// Run `nfn args` with files limited to `max_kib` KiB: bash ignores `SIGXFSZ` (the ignored
 /// disposition survives `exec`), sets `ulimit -f` (1024-byte blocks) and becomes `nfn`.
@@ -33,7 +35,8 @@ fn assert_write_error(out: &Output, file: &str) {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
-fn names(dir: &Path) -> Vec<String> {
+/// The names of the files in `dir`, temporary ones included, sorted.
+fn listing(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -45,32 +48,20 @@ fn names(dir: &Path) -> Vec<String> {
 #[test]
 fn a_full_disk_during_fitting_keeps_the_finished_shards_and_the_rerun_completes() {
     let dir = tempfile::tempdir().unwrap();
-    let images = dir.path().join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    write_images(&images);
-    let args = |out: &Path| {
-        let mut args = support::fit_args(&images, out, 20);
-        args.extend(["--chunk", "4", "--threads", "1"].map(String::from));
-        args
-    };
+    let images = images_in(dir.path());
     let whole = dir.path().join("whole");
-    nfn(&args(&whole).iter().map(String::as_str).collect::<Vec<_>>());
+    nfn_args(&fit_chunked_args(&images, &whole));
 
     // a shard of 4 INRs is about 20 kB, the manifest a few kB: room for the manifest only
     let out = dir.path().join("full");
-    let full_args = args(&out);
+    let full_args = fit_chunked_args(&images, &out);
     let result = nfn_with_file_limit(&full_args.iter().map(String::as_str).collect::<Vec<_>>(), 8);
     assert_write_error(&result, ".bin");
-    let left = names(&out);
+    let left = listing(&out);
     assert!(left.iter().all(|n| !n.ends_with(".bin")), "no shard under a final name: {left:?}");
     assert!(left.iter().all(|n| !n.starts_with('.')), "no temporary file left: {left:?}");
-    nfn(&full_args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_eq!(names(&out), names(&whole));
-    for name in names(&whole) {
-        let same =
-            std::fs::read(whole.join(&name)).unwrap() == std::fs::read(out.join(&name)).unwrap();
-        assert!(same, "{name} differs after the disk-full stop");
-    }
+    nfn_args(&full_args);
+    assert!(tree_files(&out) == tree_files(&whole), "the rerun gives the uninterrupted set");
 }
 
 #[test]
@@ -84,24 +75,11 @@ fn a_full_disk_during_training_keeps_the_previous_checkpoint() {
     let args = ["train", config, "--runs", runs.to_str().unwrap()];
 
     // stop the run once its step-20 checkpoint is on disk
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nfn"))
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     let step = |run: &Path| -> Option<u64> {
         let text = std::fs::read_to_string(run.join("state.json")).ok()?;
         serde_json::from_str::<serde_json::Value>(&text).ok()?["step"].as_u64()
     };
-    let start = Instant::now();
-    while step(&run).is_none() {
-        assert!(start.elapsed() < Duration::from_secs(300), "no checkpoint");
-        assert!(child.try_wait().unwrap().is_none(), "finished before the stop");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_when(&args.map(String::from), || step(&run).is_some(), "a checkpoint");
     let saved_step = step(&run).unwrap();
     let checkpoint = std::fs::read(run.join("last.safetensors")).unwrap();
 
@@ -117,7 +95,7 @@ fn a_full_disk_during_training_keeps_the_previous_checkpoint() {
     assert_write_error(&result, "last.safetensors");
     assert_eq!(std::fs::read(run.join("last.safetensors")).unwrap(), checkpoint, "kept whole");
     assert_eq!(step(&run), Some(saved_step), "the state still names the kept checkpoint");
-    let left = names(&run);
+    let left = listing(&run);
     assert!(left.iter().all(|n| !n.starts_with('.')), "no temporary file left: {left:?}");
     assert!(!run.join("summary.json").exists());
 

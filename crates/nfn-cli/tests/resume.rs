@@ -7,9 +7,11 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use support::{classify_config, fit_tiny_set, latent_config, nfn, pretrain_config, write_images};
+use support::{
+    classify_config, fit_chunked_args, fit_tiny_set, images_in, kill_when, latent_config, names,
+    nfn, nfn_args, pretrain_config, tree_files,
+};
 
 const STEPS: u64 = 300;
 
@@ -49,20 +51,10 @@ fn a_killed_run_resumes_to_the_uninterrupted_result() {
     for (i, kill_after) in [20u64, 120, 240].into_iter().enumerate() {
         let runs = dir.path().join(format!("killed{i}"));
         let run = runs.join("resume");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nfn"))
-            .args(["train", config.to_str().unwrap(), "--runs", runs.to_str().unwrap()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while checkpoint_step(&run).is_none_or(|s| s < kill_after) {
-            assert!(start.elapsed() < Duration::from_secs(300), "no checkpoint at {kill_after}");
-            assert!(child.try_wait().unwrap().is_none(), "finished before the kill");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        let args = ["train", config.to_str().unwrap(), "--runs", runs.to_str().unwrap()];
+        let args = args.map(String::from);
+        let ready = || checkpoint_step(&run).is_some_and(|s| s >= kill_after);
+        kill_when(&args, ready, &format!("the checkpoint at {kill_after}"));
         assert!(!run.join("summary.json").exists(), "killed at {kill_after} after finishing");
         train(&runs);
 
@@ -94,18 +86,6 @@ fn a_killed_run_resumes_to_the_uninterrupted_result() {
     }
 }
 
-/// The files of an INR-set folder (temporary files, which start with a dot, left out), sorted.
-fn set_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
-        .collect();
-    files.sort();
-    files
-}
-
 /// Shards written so far (final names only).
 fn shards_done(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |entries| {
@@ -119,77 +99,35 @@ fn shards_done(dir: &Path) -> usize {
     })
 }
 
+/// Kill -9 `nfn fit-inrs` once 1, 5 and 12 of its 18 shards are on disk (the kill lands anywhere in
+/// the next shard's fit or in its write), run it again: `merge-set` refuses the partial folder in
+/// between, and the set comes out byte for byte as an uninterrupted run's.
 #[test]
 fn a_killed_fit_resumes_to_the_same_set() {
     let dir = tempfile::tempdir().unwrap();
-    let images = dir.path().join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    write_images(&images);
-    // four images per shard, one thread: 18 shards, each a deterministic function of its seed
-    let args = |out: &Path| {
-        let mut args = support::fit_args(&images, out, 20);
-        args.extend(["--chunk", "4", "--threads", "1"].map(String::from));
-        args
-    };
+    let images = images_in(dir.path());
     let whole = dir.path().join("whole");
-    nfn(&args(&whole).iter().map(String::as_str).collect::<Vec<_>>());
-    let reference = set_files(&whole);
+    nfn_args(&fit_chunked_args(&images, &whole));
+    let reference = tree_files(&whole);
     assert!(reference.len() > 10, "{} files", reference.len());
-
-    // Kill once 1, 5 and 12 shards are on disk: the kill lands anywhere in the next shard's fit or
-    // in its write.
     for (i, after) in [1usize, 5, 12].into_iter().enumerate() {
         let out = dir.path().join(format!("killed{i}"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nfn"))
-            .args(args(&out))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while shards_done(&out) < after {
-            assert!(start.elapsed() < Duration::from_secs(300), "no {after} shards");
-            assert!(child.try_wait().unwrap().is_none(), "finished before the kill at {after}");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        let args = fit_chunked_args(&images, &out);
+        kill_when(&args, || shards_done(&out) >= after, &format!("{after} shards"));
         // the partial folder is refused as a set, in one line, with exit code 2
         let merge =
             Command::new(env!("CARGO_BIN_EXE_nfn")).arg("merge-set").arg(&out).output().unwrap();
         assert_eq!(merge.status.code(), Some(2), "merge-set accepted a partial set after {after}");
         let text = String::from_utf8_lossy(&merge.stderr);
         assert_eq!(text.trim().lines().count(), 1, "{text}");
-        // every shard under its final name is whole: the rerun keeps it, and the set comes out
-        // byte for byte as the uninterrupted one
-        nfn(&args(&out).iter().map(String::as_str).collect::<Vec<_>>());
-        let resumed = set_files(&out);
-        let names = |v: &[(String, Vec<u8>)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+        // every shard under its final name is whole: the rerun keeps it
+        nfn_args(&args);
+        let resumed = tree_files(&out);
         assert_eq!(names(&resumed), names(&reference), "after a kill at {after}");
         for ((name, a), (_, b)) in reference.iter().zip(&resumed) {
             assert!(a == b, "{name} differs after a kill at {after} shards");
         }
     }
-}
-
-/// Every file under `dir` (temporary files left out) with its path relative to `dir`, sorted.
-fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            if path.is_dir() {
-                stack.push(path);
-            } else if !name.starts_with('.') {
-                let rel = path.strip_prefix(dir).unwrap().display().to_string();
-                out.push((rel, std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Copy a folder tree.
@@ -218,6 +156,8 @@ fn chunks_done(cache: &Path) -> usize {
         .count()
 }
 
+/// Kill -9 `nfn latents` once 3 of its 35 chunks are written, run it again: every chunk and the
+/// metadata equal an uninterrupted extraction's, byte for byte.
 #[test]
 fn a_killed_latent_extraction_resumes_to_the_same_latents() {
     let dir = tempfile::tempdir().unwrap();
@@ -230,46 +170,26 @@ fn a_killed_latent_extraction_resumes_to_the_same_latents() {
     let pretrain_path = dir.path().join("ae.toml");
     std::fs::write(&pretrain_path, pretrain).unwrap();
     nfn(&["train", pretrain_path.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
-    let config = |run: &Path, name: &str| {
+    let latents = |run: &Path, name: &str| -> Vec<String> {
         let text = latent_config(name, run)
             .replace("chunk_size = 16", "chunk_size = 2")
             .replace("extract_batch_size = 8", "extract_batch_size = 2");
         let path = dir.path().join(format!("{name}.toml"));
         std::fs::write(&path, text).unwrap();
-        path.display().to_string()
+        ["--threads", "1", "latents", path.to_str().unwrap()].map(String::from).to_vec()
     };
-    let latents = |config: &str| -> Vec<String> {
-        ["--threads", "1", "latents", config].map(String::from).to_vec()
-    };
-    let run_nfn = |args: Vec<String>| nfn(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let whole_run = runs.join("ae");
-    let killed_run = runs.join("ae-killed");
+    let (whole_run, killed_run) = (runs.join("ae"), runs.join("ae-killed"));
     copy_tree(&whole_run, &killed_run);
-    let whole_config = config(&whole_run, "whole");
-    run_nfn(latents(&whole_config));
-    let reference = tree(&whole_run.join("latents"));
+    nfn_args(&latents(&whole_run, "whole"));
+    let reference = tree_files(&whole_run.join("latents"));
     assert!(reference.len() > 30, "{} files", reference.len());
 
-    let killed_config = config(&killed_run, "killed");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nfn"))
-        .args(latents(&killed_config))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let args = latents(&killed_run, "killed");
     let cache = killed_run.join("latents");
-    let start = Instant::now();
-    while chunks_done(&cache) < 3 {
-        assert!(start.elapsed() < Duration::from_secs(300), "no chunks");
-        assert!(child.try_wait().unwrap().is_none(), "finished before the kill");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    kill_when(&args, || chunks_done(&cache) >= 3, "3 chunks");
     assert!(chunks_done(&cache) < reference.len(), "the kill came after the end");
-    run_nfn(latents(&killed_config));
-    let resumed = tree(&cache);
-    let names = |v: &[(String, Vec<u8>)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+    nfn_args(&args);
+    let resumed = tree_files(&cache);
     assert_eq!(names(&resumed), names(&reference));
     for ((name, a), (_, b)) in reference.iter().zip(&resumed) {
         assert!(a == b, "{name} differs after the kill");

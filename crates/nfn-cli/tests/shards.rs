@@ -8,7 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::{nfn, write_images};
+use support::{names, nfn, tree_files, write_images};
 
 /// The tiny set's fit with one thread per process (byte-identical parts need equal thread counts)
 /// and shards of 8 INRs.
@@ -37,25 +37,12 @@ fn run_parts(args: &[String], n: usize) {
     }
 }
 
-/// Every file of a set folder (temporary files excluded), sorted by name.
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
-        .collect();
-    v.sort();
-    v
-}
-
 fn merge_set(dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nfn")).arg("merge-set").arg(dir).output().unwrap()
 }
 
 fn assert_same_set(single: &Path, sharded: &Path) {
-    let (a, b) = (files(single), files(sharded));
-    let names = |v: &[(String, Vec<u8>)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+    let (a, b) = (tree_files(single), tree_files(sharded));
     assert_eq!(names(&a), names(&b));
     assert!(a.len() > 3, "{:?}", names(&a));
     for ((name, x), (_, y)) in a.iter().zip(&b) {

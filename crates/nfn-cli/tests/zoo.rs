@@ -8,7 +8,7 @@ mod support;
 
 use std::path::Path;
 
-use support::{nfn, write_idx};
+use support::{kill_when, nfn, nfn_args, write_idx};
 
 /// A learnable 4-class image set in FashionMNIST's layout: a bright bar in one of four places,
 /// with noise. 2000 training and 400 test images.
@@ -254,26 +254,13 @@ fn a_killed_make_zoo_resumes_to_the_same_zoo() {
         .to_vec()
     };
     let whole = dir.path().join("whole");
-    nfn(&args(&whole).iter().map(String::as_str).collect::<Vec<_>>());
+    nfn_args(&args(&whole));
     let files = ["weights.npy", "metrics.csv.gz", "layout.csv", "split.csv"];
     for (i, after) in [1usize, 3].into_iter().enumerate() {
         let zoo = dir.path().join(format!("killed{i}"));
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nfn"))
-            .args(args(&zoo))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = std::time::Instant::now();
-        while parts_done(&zoo) < after {
-            assert!(start.elapsed().as_secs() < 300, "no {after} parts");
-            assert!(child.try_wait().unwrap().is_none(), "finished before the kill at {after}");
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        kill_when(&args(&zoo), || parts_done(&zoo) >= after, &format!("{after} parts"));
         assert!(!zoo.join("weights.npy").exists(), "a zoo written before its parts were done");
-        nfn(&args(&zoo).iter().map(String::as_str).collect::<Vec<_>>());
+        nfn_args(&args(&zoo));
         for file in files {
             let same =
                 std::fs::read(whole.join(file)).unwrap() == std::fs::read(zoo.join(file)).unwrap();

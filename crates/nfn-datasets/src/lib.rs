@@ -9,8 +9,8 @@
 pub mod error;
 mod framing;
 pub mod idx;
-pub mod mat;
 pub mod images;
+pub mod mat;
 
 pub use error::{Error, Result};
 pub use images::{ImageSet, DEFAULT_FASHION_MNIST_DIR};

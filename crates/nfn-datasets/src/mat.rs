@@ -115,7 +115,8 @@ fn element(bytes: &[u8]) -> std::result::Result<(u32, &[u8], &[u8]), &'static st
     let size = word(4)? as usize;
     let end = 8usize.checked_add(size).filter(|&e| e <= bytes.len()).ok_or("truncated element")?;
     // padding to 8 bytes, except after compressed elements (and at the end of the file)
-    let padded = if first == MI_COMPRESSED { end } else { end.next_multiple_of(8).min(bytes.len()) };
+    let padded =
+        if first == MI_COMPRESSED { end } else { end.next_multiple_of(8).min(bytes.len()) };
     Ok((first, &bytes[8..end], &bytes[padded..]))
 }
 

@@ -65,6 +65,14 @@ pub fn write_images(dir: &Path) {
     );
 }
 
+/// Write the image set into `<dir>/images` and return that folder.
+pub fn images_in(dir: &Path) -> PathBuf {
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    write_images(&images);
+    images
+}
+
 /// Run `nfn` with `args`; panics with its output if it fails.
 pub fn nfn(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_nfn")).args(args).output().unwrap();
@@ -79,9 +87,7 @@ pub fn nfn(args: &[&str]) -> Output {
 
 /// Write the images and fit them (40 Adam steps each, no early stop) into `<dir>/inrs`.
 pub fn fit_tiny_set(dir: &Path) -> PathBuf {
-    let images = dir.join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    write_images(&images);
+    let images = images_in(dir);
     let inrs = dir.join("inrs");
     let args = fit_args(&images, &inrs, 40);
     nfn(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -233,4 +239,62 @@ source = "a test row"
 "#,
         run = encoder_run.display()
     )
+}
+
+/// Run `nfn` with owned arguments (see [`nfn`]).
+pub fn nfn_args(args: &[String]) -> Output {
+    nfn(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// The files under `dir` with their paths relative to it and their bytes, sorted; temporary files
+/// (names starting with a dot) left out. Two runs' outputs compare equal file for file.
+pub fn tree_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                stack.push(path);
+            } else if !name.starts_with('.') {
+                let rel = path.strip_prefix(dir).unwrap().display().to_string();
+                out.push((rel, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The names of [`tree_files`].
+pub fn names(files: &[(String, Vec<u8>)]) -> Vec<String> {
+    files.iter().map(|f| f.0.clone()).collect()
+}
+
+/// `fit-inrs` of the tiny image set into `out` with four images per shard (18 shards) and one
+/// thread: every shard a deterministic function of its seed, so that runs compare byte for byte.
+pub fn fit_chunked_args(images: &Path, out: &Path) -> Vec<String> {
+    let mut args = fit_args(images, out, 20);
+    args.extend(["--chunk", "4", "--threads", "1"].map(String::from));
+    args
+}
+
+/// Start `nfn args` and kill it with SIGKILL as soon as `ready()` holds; panics if it finishes
+/// first or nothing is ready within 300 s.
+pub fn kill_when(args: &[String], ready: impl Fn() -> bool, what: &str) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nfn"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !ready() {
+        assert!(start.elapsed().as_secs() < 300, "never {what}");
+        assert!(child.try_wait().unwrap().is_none(), "finished before {what}");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
