@@ -39,6 +39,11 @@ pub const TARGETS: &[Target] = &[
     Target { name: "cifar", reads: "CIFAR-10 binary batches", run: cifar },
     Target { name: "svhn_mat", reads: "SVHN `.mat` files (MATLAB v5, zlib inside)", run: svhn_mat },
     Target { name: "npy", reads: "`.npy` arrays (fixtures, zoo weights, latents)", run: npy },
+    Target {
+        name: "npz",
+        reads: "`.npz` weight-space features (`nfn predict --inrs x.npz`)",
+        run: npz,
+    },
     Target { name: "inr_shard", reads: "our INR-set shards (framed bincode)", run: inr_shard },
     Target {
         name: "inr_shard_payload",
@@ -110,6 +115,10 @@ fn svhn_mat(data: &[u8]) {
 
 fn npy(data: &[u8]) {
     let _ = nfn_weightspace::io::read_npy(scratch("array.npy", data));
+}
+
+fn npz(data: &[u8]) {
+    let _ = nfn_weightspace::WeightSpaceFeatures::read_npz(scratch("inrs.npz", data));
 }
 
 fn inr_shard(data: &[u8]) {

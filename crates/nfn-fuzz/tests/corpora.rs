@@ -105,6 +105,19 @@ fn write_seeds() {
         .unwrap();
         seed("npy", name, &std::fs::read(&path).unwrap());
     }
+    // npz: features of a 2-3-1 MLP, f32, as nfn writes them
+    let weights = vec![
+        tch::Tensor::ones([2, 1, 3, 2], tch::kind::FLOAT_CPU),
+        tch::Tensor::ones([2, 1, 1, 3], tch::kind::FLOAT_CPU),
+    ];
+    let biases = vec![
+        tch::Tensor::zeros([2, 1, 3], tch::kind::FLOAT_CPU),
+        tch::Tensor::zeros([2, 1, 1], tch::kind::FLOAT_CPU),
+    ];
+    let features = nfn_weightspace::WeightSpaceFeatures::new(weights, biases).unwrap();
+    let path = tmp.join("inrs.npz");
+    features.write_npz(&path).unwrap();
+    seed("npz", "mlp.npz", &std::fs::read(&path).unwrap());
     let fixture = root.join("crates/nfn-layers/tests/fixtures/nfn/mlp_3_5_2/W0.npy");
     seed("npy", "fixture-W0.npy", &std::fs::read(fixture).unwrap());
     // inr_shard: two INRs of a 2-3-1 SIREN

@@ -22,12 +22,13 @@ use serde::{Deserialize, Serialize};
 use crate::util::{output, root, run as sh};
 
 /// Targets, as in `crates/nfn-fuzz/src/lib.rs` (the replay test checks that each has a binary).
-const TARGETS: [&str; 12] = [
+const TARGETS: [&str; 13] = [
     "pth",
     "idx",
     "cifar",
     "svhn_mat",
     "npy",
+    "npz",
     "inr_shard",
     "inr_shard_payload",
     "inr_manifest",
@@ -40,7 +41,7 @@ const TARGETS: [&str; 12] = [
 /// Options of `fuzz`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// A target (pth, idx, cifar, svhn_mat, npy, inr_shard, inr_shard_payload, inr_manifest,
+    /// A target (pth, idx, cifar, svhn_mat, npy, npz, inr_shard, inr_shard_payload, inr_manifest,
     /// zoo_layout, zoo_metrics, checkpoint, config) or `all`.
     pub target: String,
     /// Stop after this many seconds (per target).
