@@ -33,6 +33,11 @@ pub struct PretrainDataConfig {
     /// Validate on only the first this many validation INRs (CPU runs).
     #[serde(default)]
     pub val_limit: Option<i64>,
+    /// More INR sets whose training INRs join the training split, e.g. the same images fitted with
+    /// another recipe (`nfn fit-inrs --recipe reference`) or by another tool, so that the encoder
+    /// learns INRs of more than one fitter. Validation and test stay `inrs`'s.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_train: Vec<PathBuf>,
 }
 
 fn default_pretrain_batch() -> i64 {

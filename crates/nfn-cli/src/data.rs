@@ -198,6 +198,31 @@ pub fn open_set(inrs: &Path) -> Result<InrSet> {
     })
 }
 
+/// `train` (of the set `inrs`) joined by the training INRs of the `extra` sets (`data.extra_train`:
+/// e.g. the same images fitted with another recipe), with their copies when `use_copies`.
+///
+/// # Errors
+/// A missing extra set, or one of other SIRENs, named.
+pub fn with_extra_train(
+    train: InrSplit,
+    inrs: &Path,
+    extra: &[PathBuf],
+    use_copies: bool,
+) -> Result<InrSplit> {
+    if extra.is_empty() {
+        return Ok(train);
+    }
+    let mut parts = vec![train];
+    for path in extra {
+        let set = open_set(path)?;
+        if set.manifest.spec != parts[0].spec {
+            bail!("{path:?}: its SIRENs differ from those of {inrs:?}");
+        }
+        parts.push(set.load(Split::Train, use_copies)?);
+    }
+    Ok(InrSplit::concat(&parts)?)
+}
+
 /// Load the splits of `cfg.inrs`.
 ///
 /// # Errors
@@ -243,19 +268,7 @@ pub fn load_splits(cfg: &DataConfig) -> Result<Splits> {
             [train, val, test]
         }
     };
-    let train = if cfg.extra_train.is_empty() {
-        train
-    } else {
-        let mut parts = vec![train];
-        for extra in &cfg.extra_train {
-            let set = open_set(extra)?;
-            if set.manifest.spec != parts[0].spec {
-                bail!("{extra:?}: its SIRENs differ from those of {:?}", cfg.inrs);
-            }
-            parts.push(set.load(Split::Train, cfg.use_copies)?);
-        }
-        InrSplit::concat(&parts)?
-    };
+    let train = with_extra_train(train, &cfg.inrs, &cfg.extra_train, cfg.use_copies)?;
     let standardization = if cfg.standardize { Some(train.standardization()?) } else { None };
     Ok(Splits { standardization, train, val, test })
 }

@@ -390,3 +390,28 @@ fn user_errors_exit_2_with_one_line() {
         "{err}"
     );
 }
+
+/// `data.extra_train` in a pretraining config: the encoder trains on the INRs of both sets (here the
+/// same images fitted again with the reference's recipe); validation and test stay the main set's.
+#[test]
+fn pretraining_takes_extra_training_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    let inrs = fit_tiny_set(dir.path());
+    let extra = dir.path().join("inrs-ref");
+    let mut args = support::fit_args(&dir.path().join("images"), &extra, 10);
+    args.extend(["--recipe", "reference"].map(String::from));
+    support::nfn_args(&args);
+    let inrs_line = format!("inrs = \"{}\"", inrs.display());
+    let config = pretrain_config("ae", &inrs, 28, "sitzmann")
+        .replace(&inrs_line, &format!("{inrs_line}\nextra_train = [\"{}\"]", extra.display()));
+    assert!(config.contains("extra_train"), "{config}");
+    let path = dir.path().join("ae.toml");
+    std::fs::write(&path, config).unwrap();
+    let runs = dir.path().join("runs");
+    nfn(&["train", path.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(runs.join("ae/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["data"]["train"], 110, "55 INRs from each set");
+    assert_eq!(summary["data"]["test"], 10, "the main set's test split only");
+}

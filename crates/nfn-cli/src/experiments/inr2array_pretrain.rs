@@ -12,7 +12,7 @@ use tch::nn::VarStore;
 use tch::Device;
 
 use super::classify::dataset_name;
-use crate::data::{eval_batches, open_set, EpochBatches};
+use crate::data::{eval_batches, open_set, with_extra_train, EpochBatches};
 use crate::driver::{device, eval_run, param_count, train_run, Experiment};
 
 /// The model name in the results tables.
@@ -82,6 +82,8 @@ pub fn train(cfg: &PretrainConfig, runs: &Path) -> Result<RunSummary> {
     let device = device();
     let set = open_set(&cfg.data.inrs)?;
     let train_split = set.load(Split::Train, cfg.data.use_copies)?;
+    let train_split =
+        with_extra_train(train_split, &cfg.data.inrs, &cfg.data.extra_train, cfg.data.use_copies)?;
     let (val_split, test_split) = (set.load(Split::Val, false)?, set.load(Split::Test, false)?);
     tch::manual_seed(cfg.trainer.seed as i64);
     let mut vs = VarStore::new(device);
