@@ -18,7 +18,7 @@ pub struct Args {
     #[arg(long, default_value = "fashion-mnist")]
     pub dataset: String,
     /// The `inr2array_classify` run to ship (its encoder run comes with it).
-    #[arg(long, default_value = "data/runs/inr2array_fashion_cls_12k_mix")]
+    #[arg(long, default_value = "data/runs/inr2array_fashion_cls_12k_mixenc")]
     pub inr2array: PathBuf,
     /// The direct NFT `inr_classification` run to ship.
     #[arg(long, default_value = "data/runs/demo_nft_mix")]
