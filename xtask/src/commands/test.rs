@@ -25,8 +25,13 @@ const CUDA_CLIPPY_FEATURES: &str = "nfn-weightspace/testing,nfn-cli/cuda,nfn-ben
 /// [`FEATURES`] plus the CUDA `nfn`, for the link check after the tests.
 const CUDA_LINK_FEATURES: &str = "nfn-weightspace/testing,nfn-cli/cuda";
 
+/// Disk the suite needs on a fresh clone, in GB: PyTorch with its CUDA libraries in `.venv` (about
+/// 5 GB) and the debug build of every test binary, the CUDA link check and the docs (about 4 GB).
+const NEEDED_GB: f64 = 10.0;
+
 /// Run set-up, then fmt, clippy (CPU and CUDA builds), tests, the CUDA link check and docs.
 pub fn run(args: &Args) -> Result<()> {
+    warn_if_disk_short();
     super::setup::run(&super::setup::Args { reference: false })?;
     if !args.quick {
         sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
@@ -49,4 +54,20 @@ pub fn run(args: &Args) -> Result<()> {
     }
     eprintln!("xtask: all checks passed");
     Ok(())
+}
+
+/// Say up front when the disk is short: out of space, the linker dies with a bus error deep in a
+/// build log rather than naming the disk.
+fn warn_if_disk_short() {
+    let root = root();
+    let Ok(free) = fs4::available_space(&root) else { return };
+    let free_gb = free as f64 / 1e9;
+    let installed = root.join(".venv").is_dir() && root.join("target/debug").is_dir();
+    if free_gb < NEEDED_GB && !installed {
+        eprintln!(
+            "xtask: warning: {free_gb:.1} GB free on the disk of {}; set-up and the suite's build \
+             need about {NEEDED_GB:.0} GB (a full disk shows up as a linker bus error)",
+            root.display()
+        );
+    }
 }
