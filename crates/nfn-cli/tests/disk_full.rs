@@ -16,7 +16,7 @@ use support::{
 
 /// Run `nfn args` with files limited to `max_kib` KiB: bash ignores `SIGXFSZ` (the ignored
 /// disposition survives `exec`), sets `ulimit -f` (1024-byte blocks) and becomes `nfn`.
-fn nfn_with_file_limit(args: &[&str], max_kib: u64) -> Output {
+fn nfn_with_file_limit(args: &[impl AsRef<std::ffi::OsStr>], max_kib: u64) -> Output {
     let script = format!("trap '' XFSZ; ulimit -f {max_kib}; exec \"$0\" \"$@\"");
     Command::new("bash")
         .args(["-c", &script, env!("CARGO_BIN_EXE_nfn")])
@@ -55,7 +55,7 @@ fn a_full_disk_during_fitting_keeps_the_finished_shards_and_the_rerun_completes(
     // a shard of 4 INRs is about 20 kB, the manifest a few kB: room for the manifest only
     let out = dir.path().join("full");
     let full_args = fit_chunked_args(&images, &out);
-    let result = nfn_with_file_limit(&full_args.iter().map(String::as_str).collect::<Vec<_>>(), 8);
+    let result = nfn_with_file_limit(&full_args, 8);
     assert_write_error(&result, ".bin");
     let left = listing(&out);
     assert!(left.iter().all(|n| !n.ends_with(".bin")), "no shard under a final name: {left:?}");

@@ -18,11 +18,16 @@ pub(crate) fn crc32(bytes: &[u8]) -> u32 {
 
 /// `value` framed with `magic`.
 pub(crate) fn frame<T: Serialize>(magic: &[u8; 8], value: &T) -> Vec<u8> {
-    let payload = bincode::serialize(value).expect("in-memory records serialise");
+    frame_bytes(magic, &bincode::serialize(value).expect("in-memory records serialise"))
+}
+
+/// The raw `payload` framed with `magic` (magic, length, CRC-32, payload): public for the fuzzer,
+/// which frames arbitrary payloads to reach the decoder behind the CRC.
+pub fn frame_bytes(magic: &[u8; 8], payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 20);
     out.extend_from_slice(magic);
     out.extend((payload.len() as u64).to_le_bytes());
-    out.extend(crc32(&payload).to_le_bytes());
+    out.extend(crc32(payload).to_le_bytes());
     out.extend(payload);
     out
 }

@@ -243,18 +243,25 @@ pub fn read_svhn_mat(path: impl AsRef<Path>) -> Result<(Vec<u8>, Vec<u8>)> {
             v => Err(bad(format!("label {v} of image {i} is not in 1..10"))),
         })
         .collect::<Result<Vec<u8>>>()?;
-    // column-major (row h, column w, channel c, image i) -> row-major [i, c, h, w]
     let mut pixels = vec![0u8; px.len()];
-    for i in 0..n {
-        for c in 0..3 {
-            for w in 0..32 {
-                for h in 0..32 {
-                    pixels[((i * 3 + c) * 32 + h) * 32 + w] = px[h + 32 * (w + 32 * (c + 3 * i))];
-                }
-            }
-        }
+    for (row_major, col_major) in svhn_layout(n) {
+        pixels[row_major] = px[col_major];
     }
     Ok((pixels, labels))
+}
+
+/// For every pixel of `n` SVHN images: its offset in our row-major `[i, c, h, w]` layout and in the
+/// file's column-major `32 x 32 x 3 x n` (row h, column w, channel c, image i).
+fn svhn_layout(n: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..n).flat_map(|i| {
+        (0..3).flat_map(move |c| {
+            (0..32).flat_map(move |h| {
+                (0..32).map(move |w| {
+                    (((i * 3 + c) * 32 + h) * 32 + w, h + 32 * (w + 32 * (c + 3 * i)))
+                })
+            })
+        })
+    })
 }
 
 /// Write `pixels` (`[n, 3, 32, 32]` row-major) and `labels` (0..9) as an SVHN `.mat` file (MATLAB
@@ -279,14 +286,8 @@ pub fn write_svhn_mat(
         )));
     }
     let mut x = vec![0u8; pixels.len()];
-    for i in 0..n {
-        for c in 0..3 {
-            for w in 0..32 {
-                for h in 0..32 {
-                    x[h + 32 * (w + 32 * (c + 3 * i))] = pixels[((i * 3 + c) * 32 + h) * 32 + w];
-                }
-            }
-        }
+    for (row_major, col_major) in svhn_layout(n) {
+        x[col_major] = pixels[row_major];
     }
     let y: Vec<u8> =
         labels.iter().flat_map(|&l| f64::from(if l == 0 { 10 } else { l }).to_le_bytes()).collect();

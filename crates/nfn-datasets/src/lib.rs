@@ -13,6 +13,7 @@ pub mod images;
 pub mod mat;
 
 pub use error::{Error, Result};
+pub use framing::frame_bytes;
 pub use images::{ImageSet, DEFAULT_FASHION_MNIST_DIR};
 pub mod siren_fit;
 pub use siren_fit::{fit_sirens, FitProgress, SirenFit, SirenFitConfig};

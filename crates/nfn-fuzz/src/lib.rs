@@ -126,12 +126,7 @@ fn inr_shard(data: &[u8]) {
 }
 
 fn inr_shard_payload(data: &[u8]) {
-    let mut crc = flate2::Crc::new();
-    crc.update(data);
-    let mut framed = nfn_datasets::inr_set::SHARD_MAGIC.to_vec();
-    framed.extend((data.len() as u64).to_le_bytes());
-    framed.extend(crc.sum().to_le_bytes());
-    framed.extend(data);
+    let framed = nfn_datasets::frame_bytes(nfn_datasets::inr_set::SHARD_MAGIC, data);
     let _ = nfn_datasets::inr_set::ShardRecords::decode(&framed, Path::new("shard-00000.bin"));
 }
 
