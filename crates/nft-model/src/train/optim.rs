@@ -121,20 +121,27 @@ impl AdamW {
         }
     }
 
-    /// The global L2 norm of the gradients.
+    /// The global L2 norm of the gradients: one norm per tensor, read back once.
     pub fn grad_norm(&self) -> f64 {
-        let sq: f64 = self
+        let norms: Vec<Tensor> = self
             .params
             .iter()
             .map(|(_, p)| p.grad())
             .filter(Tensor::defined)
-            .map(|g| g.pow_tensor_scalar(2).sum(Kind::Double).double_value(&[]))
-            .sum();
-        sq.sqrt()
+            .map(|g| g.norm().to_kind(Kind::Double))
+            .collect();
+        if norms.is_empty() {
+            return 0.0;
+        }
+        Tensor::stack(&norms, 0).square().sum(Kind::Double).sqrt().double_value(&[])
     }
 
     /// One update with learning rate `lr`, after clipping (if configured). Returns the gradient norm
     /// before clipping.
+    ///
+    /// In place, as LibTorch's own Adam: `m <- lerp(m, g, 1 - b1)`, `v <- lerp(v, g^2, 1 - b2)`,
+    /// and `p <- p - lr / bc1 * m / (sqrt(v / bc2) + eps)` as one `addcdiv_` whose divisor carries
+    /// the step size, so that each parameter costs two temporaries and seven passes over memory.
     pub fn step(&mut self, lr: f64) -> f64 {
         let norm = self.grad_norm();
         let clip =
@@ -142,7 +149,10 @@ impl AdamW {
         self.t += 1;
         let (b1, b2) = self.cfg.betas;
         let bc1 = 1.0 - b1.powi(self.t as i32);
-        let bc2 = 1.0 - b2.powi(self.t as i32);
+        let bc2_sqrt = (1.0 - b2.powi(self.t as i32)).sqrt();
+        // sqrt(v / bc2) + eps = (sqrt(v) + eps bc2_sqrt) / bc2_sqrt; the divisor of m is that
+        // times -bc1 / lr
+        let (eps_scaled, divisor_scale) = (self.cfg.eps * bc2_sqrt, -bc1 / (lr * bc2_sqrt));
         tch::no_grad(|| {
             for (((_, p), m), v) in self.params.iter_mut().zip(&mut self.m).zip(&mut self.v) {
                 let g = p.grad();
@@ -150,13 +160,17 @@ impl AdamW {
                     continue;
                 }
                 let g = if clip < 1.0 { g * clip } else { g };
-                let _ = m.g_mul_scalar_(b1).g_add_(&(&g * (1.0 - b1)));
-                let _ = v.g_mul_scalar_(b2).g_add_(&(g.square() * (1.0 - b2)));
+                let _ = m.lerp_(&g, 1.0 - b1);
+                let _ = v.lerp_(&g.square(), 1.0 - b2);
+                if lr == 0.0 {
+                    continue; // the first warm-up step moves nothing
+                }
                 if self.cfg.weight_decay > 0.0 {
                     let _ = p.g_mul_scalar_(1.0 - lr * self.cfg.weight_decay);
                 }
-                let denom = (&*v / bc2).sqrt() + self.cfg.eps;
-                let _ = p.g_sub_(&(&*m / denom * (lr / bc1)));
+                let mut divisor = v.sqrt();
+                let _ = divisor.g_add_scalar_(eps_scaled).g_mul_scalar_(divisor_scale);
+                let _ = p.addcdiv_(m, &divisor);
             }
         });
         norm
@@ -261,6 +275,48 @@ mod tests {
         let (a, b) = (run(true), run(false));
         for (x, y) in a.iter().zip(&b) {
             assert!((x - y).abs() < 1e-5, "{a:?} vs {b:?}");
+        }
+    }
+
+    #[test]
+    fn matches_the_textbook_update_with_clipping_and_a_zero_first_rate() {
+        // our in-place update against Adam written out in f64, on a gradient clipped to norm 1,
+        // with the warm-up's zero rate first (moments move, weights don't)
+        let vs = VarStore::new(tch::Device::Cpu);
+        let w = vs.root().var_copy("w", &Tensor::from_slice(&[0.5f32, -1.0, 2.0]));
+        let cfg = OptimConfig {
+            lr: 0.1,
+            weight_decay: 0.02,
+            warmup_steps: 0,
+            grad_clip: Some(1.0),
+            ..Default::default()
+        };
+        let mut adam = AdamW::new(&vs, &cfg);
+        let (mut p, mut m, mut v) = ([0.5f64, -1.0, 2.0], [0.0f64; 3], [0.0f64; 3]);
+        for (t, lr) in [0.0, 0.1, 0.05, 0.1].into_iter().enumerate() {
+            adam.zero_grad();
+            // loss = sum(3 w^2): gradient 6 w, norm well above 1
+            (&w * &w * 3.0).sum(Kind::Float).backward();
+            let norm = adam.step(lr);
+            let g: Vec<f64> = p.iter().map(|x| 6.0 * x).collect();
+            let g_norm = g.iter().map(|x| x * x).sum::<f64>().sqrt();
+            assert!((norm - g_norm).abs() < 1e-4 * g_norm, "norm {norm} vs {g_norm}");
+            let clip = 1.0 / (g_norm + 1e-6);
+            let t = t as i32 + 1;
+            for i in 0..3 {
+                let gi = g[i] * clip;
+                m[i] = 0.9 * m[i] + 0.1 * gi;
+                v[i] = 0.999 * v[i] + 0.001 * gi * gi;
+                if lr > 0.0 {
+                    p[i] *= 1.0 - lr * 0.02;
+                    let (mh, vh) = (m[i] / (1.0 - 0.9f64.powi(t)), v[i] / (1.0 - 0.999f64.powi(t)));
+                    p[i] -= lr * mh / (vh.sqrt() + 1e-8);
+                }
+            }
+            let ours = Vec::<f64>::try_from(w.to_kind(Kind::Double)).expect("1-d");
+            for (a, b) in ours.iter().zip(&p) {
+                assert!((a - b).abs() < 1e-5, "step {t}: {ours:?} vs {p:?}");
+            }
         }
     }
 }
