@@ -337,10 +337,10 @@ impl<'a> EpochBatches<'a> {
     pub fn per_epoch(&self) -> u64 {
         (self.split.len() / self.batch_size).max(1) as u64
     }
-}
 
-impl TrainData for EpochBatches<'_> {
-    fn batch(&mut self, step: u64) -> nft_model::Result<Batch> {
+    /// The rows of the split that training step `step` draws (`nfn export-inrs` writes them, so
+    /// that another program trains on the same batches in the same order).
+    pub fn indices(&mut self, step: u64) -> &[i64] {
         let per_epoch = self.per_epoch();
         let (epoch, pos) = (step / per_epoch, step % per_epoch);
         if self.epoch.as_ref().is_none_or(|(e, _)| *e != epoch) {
@@ -353,7 +353,13 @@ impl TrainData for EpochBatches<'_> {
         let order = &self.epoch.as_ref().expect("set above").1;
         let b = self.batch_size.min(self.split.len()) as usize;
         let start = pos as usize * b;
-        let idx = Tensor::from_slice(&order[start..start + b]);
+        &order[start..start + b]
+    }
+}
+
+impl TrainData for EpochBatches<'_> {
+    fn batch(&mut self, step: u64) -> nft_model::Result<Batch> {
+        let idx = Tensor::from_slice(self.indices(step));
         let wsfeat = self.split.features(&idx).map_err(nft_model::Error::data)?;
         Ok(Batch {
             inputs: prepare(&wsfeat, self.std).to_device(self.device),

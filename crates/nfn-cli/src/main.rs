@@ -73,6 +73,11 @@ enum Command {
     MergeSet(commands::merge_set::Args),
     /// Rebuild the results pages (one per kind of task) from the runs' summaries.
     Tables(commands::tables::Args),
+    /// Learning curves of runs (or of other programs' metrics in the runs' format) in one PNG.
+    Curves(commands::curves::Args),
+    /// The train/val/test INRs of a classification config as NumPy files (and its training
+    /// order), for other programs.
+    ExportInrs(commands::export_inrs::Args),
 }
 
 /// Run the command; errors print as one line (the cause chain, no backtrace) and exit with 2.
@@ -102,6 +107,8 @@ fn main() -> ExitCode {
         Command::MakeZoo(args) => commands::make_zoo::run(&args),
         Command::Latents(args) => commands::latents::run(&args),
         Command::MergeSet(args) => commands::merge_set::run(&args),
+        Command::Curves(args) => commands::curves::run(&args),
+        Command::ExportInrs(args) => commands::export_inrs::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,4 @@
-//! Small PNG plots without a font on the machine: a scatter plot and a histogram, drawn with the
+//! Small PNG plots without a font on the machine: a scatter plot, a histogram and line curves, drawn with the
 //! `image` crate, labelled with the 8x8 bitmap font of `font8x8` (so CI machines with no fonts
 //! draw the same picture).
 
@@ -40,6 +40,18 @@ fn text(img: &mut RgbImage, x: u32, y: u32, text: &str, scale: u32) {
     }
 }
 
+/// A tick label with as many decimals as a range of `span` needs (steps print as integers).
+fn tick(v: f64, span: f64) -> String {
+    let decimals = if span.abs() >= 50.0 {
+        0
+    } else if span.abs() >= 5.0 {
+        1
+    } else {
+        2
+    };
+    format!("{v:.decimals$}")
+}
+
 /// A blank canvas with a title, axis labels, a frame and ticks at 0, 1/4, ..., 1 of both ranges.
 struct Axes {
     img: RgbImage,
@@ -74,8 +86,8 @@ impl Axes {
                 axes.img.put_pixel(px, TOP + t, GREY);
                 axes.img.put_pixel(LEFT + t, py, GREY);
             }
-            let xv = format!("{:.2}", x.0 + f * (x.1 - x.0));
-            let yv = format!("{:.2}", y.0 + f * (y.1 - y.0));
+            let xv = tick(x.0 + f * (x.1 - x.0), x.1 - x.0);
+            let yv = tick(y.0 + f * (y.1 - y.0), y.1 - y.0);
             text(&mut axes.img, px.saturating_sub(16), TOP + SIZE + 6, &xv, 1);
             text(&mut axes.img, LEFT - 44, py.saturating_sub(4), &yv, 1);
         }
@@ -163,6 +175,62 @@ pub fn histogram(title: &str, xlabel: &str, values: &[f64], bins: usize) -> RgbI
     axes.img
 }
 
+/// Colours of the curves' groups, in order of first appearance (matplotlib's first four).
+const PALETTE: [Rgb<u8>; 4] = [BLUE, Rgb([255, 127, 14]), Rgb([44, 160, 44]), Rgb([214, 39, 40])];
+
+/// Line curves: each series is `(group, points)`; series of one group (e.g. the seeds of one side)
+/// share a colour and one legend entry. The ranges span every finite point.
+pub fn lines(
+    title: &str,
+    xlabel: &str,
+    ylabel: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> RgbImage {
+    let points = || {
+        series.iter().flat_map(|(_, p)| p.iter()).filter(|(x, y)| x.is_finite() && y.is_finite())
+    };
+    let span = |vals: &mut dyn Iterator<Item = f64>| {
+        let (lo, hi) =
+            vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+        if lo < hi {
+            (lo, hi)
+        } else {
+            (lo.min(0.0), lo.max(0.0) + 1.0)
+        }
+    };
+    let x = span(&mut points().map(|p| p.0));
+    let (ylo, yhi) = span(&mut points().map(|p| p.1));
+    let pad = (yhi - ylo) * 0.05;
+    let mut axes = Axes::new(title, xlabel, ylabel, x, (ylo - pad, yhi + pad));
+    let mut groups: Vec<&str> = Vec::new();
+    for (group, pts) in series {
+        let g = groups.iter().position(|g| g == group).unwrap_or_else(|| {
+            groups.push(group);
+            groups.len() - 1
+        });
+        let colour = PALETTE[g % PALETTE.len()];
+        let pixels: Vec<(f32, f32)> = pts
+            .iter()
+            .filter_map(|&(x, y)| axes.pixel(x, y))
+            .map(|(px, py)| (px as f32, py as f32))
+            .collect();
+        for pair in pixels.windows(2) {
+            imageproc::drawing::draw_line_segment_mut(&mut axes.img, pair[0], pair[1], colour);
+        }
+        if let [only] = pixels.as_slice() {
+            let (px, py) = (only.0 as u32, only.1 as u32);
+            axes.fill(px.saturating_sub(1), py.saturating_sub(1), px + 1, py + 1, colour);
+        }
+    }
+    for (g, name) in groups.iter().enumerate() {
+        let y = TOP + 8 + 12 * g as u32;
+        let x0 = LEFT + SIZE - 16 - 8 * name.chars().count() as u32 - 20;
+        axes.fill(x0, y + 3, x0 + 14, y + 4, PALETTE[g % PALETTE.len()]);
+        text(&mut axes.img, x0 + 20, y, name, 1);
+    }
+    axes.img
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +255,24 @@ mod tests {
         let right = LEFT + 3 * SIZE / 4;
         assert_ne!(*img.get_pixel(right, TOP + SIZE / 2), BLUE);
         assert_eq!(*img.get_pixel(right, TOP + SIZE - 10), BLUE);
+    }
+
+    #[test]
+    fn curves_of_one_group_share_a_colour_and_lines_join_their_points() {
+        let rising = vec![(0.0, 0.0), (10.0, 1.0)];
+        let falling = vec![(0.0, 1.0), (10.0, 0.0)];
+        let series =
+            [("a".to_string(), rising.clone()), ("a".into(), falling), ("b".into(), rising)];
+        let img = lines("t", "step", "y", &series);
+        let count = |c: Rgb<u8>| img.pixels().filter(|p| **p == c).count();
+        // group a: two diagonals; group b, drawn last, covers the rising one
+        assert!(count(PALETTE[0]) > SIZE as usize, "group a's falling diagonal");
+        assert!(count(PALETTE[1]) > SIZE as usize, "group b's rising diagonal");
+        assert_eq!(count(PALETTE[2]), 0, "two groups, two colours");
+        // the middle of the rising diagonal (halfway along, 5% padding on y)
+        let mid = (LEFT + SIZE / 2, TOP + SIZE / 2);
+        let near = (mid.0 - 2..=mid.0 + 2)
+            .any(|x| (mid.1 - 2..=mid.1 + 2).any(|y| *img.get_pixel(x, y) == PALETTE[1]));
+        assert!(near);
     }
 }

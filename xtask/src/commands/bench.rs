@@ -1,4 +1,4 @@
-//! `cargo xtask bench layers|inr2array|edit|fit|zoo`. `layers`: our layers and the PyTorch reference
+//! `cargo xtask bench layers|inr2array|edit|fit|zoo|learn` (`learn`: see [`super::bench_learn`]). `layers`: our layers and the PyTorch reference
 //! (`nfn==0.1.2`) on the same machine in the same run, one process per configuration (so peak
 //! memory belongs to it), as a table with the ratios, printed and written to
 //! `docs/bench/layers.md`. `inr2array`: the same for the paper's Inr2Array encoder, each side
@@ -27,7 +27,7 @@ use crate::util::{cargo, root, run as sh};
 /// Options of `bench`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// What to benchmark: `layers`, `inr2array`, `edit`, `fit` or `zoo`.
+    /// What to benchmark: `layers`, `inr2array`, `edit`, `fit`, `zoo` or `learn`.
     pub what: String,
     /// Timed iterations per measurement (the median is reported; one warm-up run precedes them).
     #[arg(long, default_value_t = 5)]
@@ -54,7 +54,33 @@ pub struct Args {
     /// `zoo`: optimizer steps per CNN.
     #[arg(long, default_value_t = 50)]
     pub zoo_steps: usize,
-    /// Where the markdown table goes (default: `docs/bench/<what>.md`).
+    /// `learn`: the INR set both sides train on.
+    #[arg(long, default_value = "data/inrs/fashion-mnist-12k")]
+    pub learn_inrs: PathBuf,
+    /// `learn`: optimizer steps per run.
+    #[arg(long, default_value_t = 1000)]
+    pub learn_steps: u64,
+    /// `learn`: validate every this many steps.
+    #[arg(long, default_value_t = 100)]
+    pub learn_eval_every: u64,
+    /// `learn`: seeds per side.
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
+    pub learn_seeds: Vec<u64>,
+    /// `learn`: the model, `hnp` (the reference's NFN-HNP classifier) or `nft` (our NFT
+    /// classifier, rebuilt on the reference side from the package's layers).
+    #[arg(long, default_value = "hnp", value_parser = ["hnp", "nft"])]
+    pub learn_model: String,
+    /// `learn`: channels (of the three HNP layers: default 128; of the NFT: default 64).
+    #[arg(long)]
+    pub learn_width: Option<i64>,
+    /// `learn`: Adam's learning rate after the warm-up.
+    #[arg(long, default_value_t = 1e-3)]
+    pub learn_lr: f64,
+    /// `learn`: linear warm-up steps.
+    #[arg(long, default_value_t = 100)]
+    pub learn_warmup: u64,
+    /// Where the markdown table goes (default: `docs/bench/<what>.md`; `learn` writes its PNGs
+    /// beside it).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// `layers`, `inr2array`, `edit`: run the `bench_layers` binary of a `gpu-check --pack` bundle
@@ -273,7 +299,7 @@ fn run_zoo(args: &Args) -> Result<()> {
 /// LibTorch, so it keeps this copy): jemalloc preloaded with purging off where Debian's
 /// `libjemalloc2` is installed, glibc tunables (no mmap, no trim) otherwise. Returns the
 /// allocator's name (what our binaries report) and the variables.
-fn tuned_malloc_env() -> (&'static str, Vec<(&'static str, &'static str)>) {
+pub fn tuned_malloc_env() -> (&'static str, Vec<(&'static str, &'static str)>) {
     match super::setup::jemalloc_path() {
         Some(lib) => (
             "jemalloc",
@@ -304,12 +330,13 @@ impl Side {
 
 /// Run the benchmark.
 pub fn run(args: &Args) -> Result<()> {
-    if args.prebuilt.is_some() && matches!(args.what.as_str(), "fit" | "zoo") {
+    if args.prebuilt.is_some() && matches!(args.what.as_str(), "fit" | "zoo" | "learn") {
         bail!("bench {}: --prebuilt works for layers, inr2array and edit only", args.what);
     }
     let (default_configs, default_batches, sides, out_name): (&[&str], &[i64], Vec<Side>, _) =
         match args.what.as_str() {
             "fit" => return run_fit(args),
+            "learn" => return super::bench_learn::run(args),
             "zoo" => return run_zoo(args),
             "layers" => (
                 &["hnp128", "np128", "hnp512", "np512", "attention", "nft_block"],

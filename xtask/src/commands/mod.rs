@@ -1,5 +1,6 @@
 //! One module per xtask command.
 pub mod bench;
+pub mod bench_learn;
 pub mod convert_inrs;
 pub mod demo;
 pub mod download;

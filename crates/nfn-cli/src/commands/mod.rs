@@ -2,9 +2,11 @@
 //! [`crate::experiments`], [`crate::driver`] and the library crates.
 pub mod check_config;
 pub mod convert_inrs;
+pub mod curves;
 pub mod edit;
 pub mod embed;
 pub mod eval;
+pub mod export_inrs;
 pub mod fit_inrs;
 pub mod info;
 pub mod inr_stats;
