@@ -119,7 +119,7 @@ struct Record {
 }
 
 /// Run `cmd` and parse the JSON record on the last line of its output.
-fn measure<T: serde::de::DeserializeOwned>(cmd: &mut Command) -> Result<T> {
+pub fn measure<T: serde::de::DeserializeOwned>(cmd: &mut Command) -> Result<T> {
     let line = format!("{cmd:?}");
     let out = cmd.current_dir(root()).output().with_context(|| format!("starting {line}"))?;
     if !out.status.success() {

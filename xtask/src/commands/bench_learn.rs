@@ -15,7 +15,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use super::bench::{cpu_name, tuned_malloc_env, Args};
+use super::bench::{cpu_name, measure, tuned_malloc_env, Args};
 use super::nfn::Nfn;
 use crate::util::root;
 
@@ -276,17 +276,8 @@ pub fn run(args: &Args) -> Result<()> {
                     "--warmup",
                     &args.learn_warmup.to_string(),
                 ])
-                .envs(env)
-                .current_dir(root());
-            let out = cmd.output().context("starting learn_ref.py")?;
-            if !out.status.success() {
-                bail!("learn_ref.py seed {seed} failed: {}", String::from_utf8_lossy(&out.stderr));
-            }
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            let last = stdout.lines().last().unwrap_or_default().to_string();
-            serde_json::from_str::<serde_json::Value>(&last)
-                .with_context(|| format!("learn_ref.py printed no summary: {stdout}"))?;
-            write_via_tmp(&ref_summary, &last)?;
+                .envs(env);
+            write_via_tmp(&ref_summary, &measure::<serde_json::Value>(&mut cmd)?.to_string())?;
         }
         let r: RefSummary = serde_json::from_str(&std::fs::read_to_string(&ref_summary)?)
             .with_context(|| format!("parsing {ref_summary:?}"))?;
