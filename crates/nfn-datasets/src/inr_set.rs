@@ -392,13 +392,30 @@ impl InrSetManifest {
         Ok(())
     }
 
+    /// Whether this fitted set is `old` with more augmentation copies: the same images, splits and
+    /// fitting, and `old`'s shards (seeded by copy and start only) a prefix of this plan's.
+    fn extends_copies_of(&self, old: &Self) -> bool {
+        let same_but_copies = Self {
+            copies: self.copies,
+            counts: self.counts,
+            shards: self.shards.clone(),
+            ..old.clone()
+        };
+        self.source.is_none()
+            && old.copies < self.copies
+            && same_but_copies == *self
+            && self.shards.starts_with(&old.shards)
+    }
+
     /// Start or resume writing this set into `dir`: create the folder and write the manifest, or,
     /// if one is there, check that it is this one. The source's `from` is not compared, as a
-    /// re-run may name the same folder by another path.
+    /// re-run may name the same folder by another path. A fitted set asked for with more
+    /// augmentation copies than it was started with grows: its shards are kept (a copy's shards
+    /// do not depend on how many copies there are) and the larger manifest replaces the old one.
     ///
     /// # Errors
-    /// [`Error::Mismatch`] naming `dir/manifest.json` if it describes another set; I/O errors
-    /// naming the folder or the file.
+    /// [`Error::Mismatch`] naming `dir/manifest.json` if it describes another set (fewer copies
+    /// than it holds included); I/O errors naming the folder or the file.
     pub fn create_or_check(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::file(dir, format!("cannot create: {e}")))?;
@@ -408,6 +425,19 @@ impl InrSetManifest {
         let mut old = Self::read(dir)?;
         if let (Some(o), Some(n)) = (&mut old.source, &self.source) {
             o.from.clone_from(&n.from);
+        }
+        if self.extends_copies_of(&old) {
+            return self.write(dir);
+        }
+        if old.extends_copies_of(self) {
+            return Err(Error::mismatch(
+                dir.join(MANIFEST_FILE),
+                format!(
+                    "the folder holds this INR set with {} augmentation copies, {} asked; \
+                     ask for {} (or more) to resume it",
+                    old.copies, self.copies, old.copies
+                ),
+            ));
         }
         if old != *self {
             return Err(Error::mismatch(

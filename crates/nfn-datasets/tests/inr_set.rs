@@ -113,6 +113,36 @@ fn resume_skips_finished_shards_and_refits_missing_ones() -> Result<()> {
 }
 
 #[test]
+fn more_copies_grow_a_set_and_fewer_are_refused() -> Result<()> {
+    let images = tiny_images()?;
+    let dir = tempfile::tempdir()?;
+    let base = InrSetOptions { copies: 0, ..options() };
+    assert_eq!(write(dir.path(), &images, &base)?, (4, 0));
+    let first = InrSet::open(dir.path())?.load(Split::Train, true)?;
+    // Two more copies: the 4 base shards are kept, 2 shards per copy are fitted.
+    let grown = InrSetOptions { copies: 2, ..options() };
+    assert_eq!(write(dir.path(), &images, &grown)?, (4, 4));
+    let set = InrSet::open(dir.path())?;
+    assert_eq!((set.manifest.copies, set.manifest.counts), (2, [18, 3, 3]));
+    let train = set.load(Split::Train, true)?;
+    assert!(first.params.equal(&train.params.narrow(0, 0, 6)), "base fits kept");
+    // The same as a set fitted with 2 copies from the start.
+    let fresh = tempfile::tempdir()?;
+    write(fresh.path(), &images, &grown)?;
+    let direct = InrSet::open(fresh.path())?.load(Split::Train, true)?;
+    assert!(direct.params.allclose(&train.params, 1e-6, 1e-6, false));
+    // Asking for fewer copies than the folder holds says so.
+    let err = write(dir.path(), &images, &options()).expect_err("fewer copies").to_string();
+    assert!(err.contains("manifest.json") && err.contains("2 augmentation copies"), "{err}");
+    // More copies with other fitting options is another set.
+    let mut other = InrSetOptions { copies: 3, ..options() };
+    other.fit.steps = 6;
+    let err = write(dir.path(), &images, &other).expect_err("other options").to_string();
+    assert!(err.contains("another INR set"), "{err}");
+    Ok(())
+}
+
+#[test]
 fn corrupt_truncated_and_missing_shards_name_the_file() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let images = tiny_images()?;
