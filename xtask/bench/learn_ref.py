@@ -2,6 +2,7 @@
 
     .venv/bin/python xtask/bench/learn_ref.py <export dir> <seed> <steps> <eval_every> <metrics.jsonl>
         [--model hnp|nft] [--width 128] [--lr 1e-3] [--warmup 100] [--log-every 50]
+        [--head-init torch|tch]
 
 <export dir> is what `nfn export-inrs` writes: train/val/test `.npz` (W<l>, b<l>), `<split>_labels.npy`
 and `train_order_s<seed>.npy`, the rows our trainer draws at each step, so both sides see the same
@@ -11,7 +12,9 @@ dropout 0.1, HNPPool, MLP 1000-1000-10 with dropout 0.1). `--model nft` is our N
 reconstructed from the package's layers (the reference releases no NFT model): Gaussian Fourier
 (width/2, scale 3), LearnedPosEmbedding, 2 pre-LN NFT blocks (`layers_ref.Block`, 4 heads, ff x2,
 dropout 0.1), the Perceiver read-out to 4 latents of the same width, their mean, MLP 256-10 with
-dropout 0.1. The loop is classify_siren's: Adam, a
+dropout 0.1. `--head-init tch` draws the MLP head's weights as our `MlpHead` does (LibTorch's
+`nn::linear` default, Kaiming uniform with gain sqrt 2: bound sqrt(6 / fan_in)) instead of PyTorch's
+`nn.Linear` default (bound 1 / sqrt(fan_in)); the biases are the same either way. The loop is classify_siren's: Adam, a
 LambdaLR warm-up min(1, step / warmup) then constant, cross-entropy, the best validation accuracy's
 weights kept and tested at the end. It writes records in the format of our runs' metrics.jsonl
 (train loss every `log_every` steps; val accuracy in % and mean loss every `eval_every` steps and
@@ -35,7 +38,8 @@ from torch import nn  # noqa: E402
 
 
 def options(argv):
-    opts = {"--model": "hnp", "--width": "128", "--lr": "1e-3", "--warmup": "100", "--log-every": "50"}
+    opts = {"--model": "hnp", "--width": "128", "--lr": "1e-3", "--warmup": "100", "--log-every": "50",
+            "--head-init": "torch"}
     rest = []
     i = 0
     while i < len(argv):
@@ -102,6 +106,11 @@ def main():
         f, mods = nft_classifier(spec, width)
     else:
         f, mods = classifier(spec, "hnp", width)
+    if opts["--head-init"] == "tch":
+        for lin in (m for m in mods[-1].modules() if isinstance(m, nn.Linear)):
+            nn.init.kaiming_uniform_(lin.weight, nonlinearity="relu")
+    elif opts["--head-init"] != "torch":
+        raise SystemExit(f"--head-init {opts['--head-init']}: expected torch or tch")
     mods.train()
     opt = torch.optim.Adam(mods.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, i / warmup) if warmup > 0 else 1.0)

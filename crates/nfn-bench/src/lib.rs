@@ -98,7 +98,7 @@ fn classifier_config(kind: NfnLayerKind, width: i64) -> InvariantNfnConfig {
         layer_norm: false,
         feature_dropout: 0.1,
         pool: PoolKind::Hnp,
-        head: MlpHeadConfig { hidden: vec![1000, 1000], dropout: 0.1 },
+        head: MlpHeadConfig { hidden: vec![1000, 1000], dropout: 0.1, ..Default::default() },
     }
 }
 

@@ -68,7 +68,7 @@ impl Default for InvariantNfnConfig {
             layer_norm: false,
             feature_dropout: 0.0,
             pool: PoolKind::Hnp,
-            head: MlpHeadConfig { hidden: vec![1000, 1000], dropout: 0.5 },
+            head: MlpHeadConfig { hidden: vec![1000, 1000], dropout: 0.5, ..Default::default() },
         }
     }
 }

@@ -19,7 +19,7 @@ pub mod train;
 
 pub use editing::{EditorConfig, NftEditor, NftEditorConfig, TransferNet, TransferNetConfig};
 pub use error::{Error, Result};
-pub use head::{MlpHead, MlpHeadConfig};
+pub use head::{HeadInit, MlpHead, MlpHeadConfig};
 pub use invariant_nfn::{InvariantNfn, InvariantNfnConfig, NfnLayerKind, PoolKind};
 pub use mlp::{MlpConfig, MlpOnWeights};
 pub use model::{InvariantModel, ModelConfig};

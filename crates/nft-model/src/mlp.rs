@@ -20,7 +20,9 @@ pub struct MlpConfig {
 impl Default for MlpConfig {
     fn default() -> Self {
         // The reference's MLP baseline: hidden width 1000, dropout 0.1.
-        MlpConfig { mlp: MlpHeadConfig { hidden: vec![1000, 1000], dropout: 0.1 } }
+        MlpConfig {
+            mlp: MlpHeadConfig { hidden: vec![1000, 1000], dropout: 0.1, ..Default::default() },
+        }
     }
 }
 

@@ -79,7 +79,7 @@ impl Default for NftModelConfig {
             ff_factor: 2, // NPTransformer configs
             dropout: 0.1, // NPTransformer configs
             readout: NftReadout::CrossAttention { num_latents: 16, latent_dim: 256 },
-            head: MlpHeadConfig { hidden: vec![1000, 1000], dropout: 0.1 },
+            head: MlpHeadConfig { hidden: vec![1000, 1000], dropout: 0.1, ..Default::default() },
             precision: Precision::Fp32,
         }
     }

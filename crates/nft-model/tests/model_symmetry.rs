@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use tch::{nn::VarStore, Kind};
 
 fn small_configs(cnn: bool) -> Vec<ModelConfig> {
-    let head = MlpHeadConfig { hidden: vec![16], dropout: 0.0 };
+    let head = MlpHeadConfig { hidden: vec![16], dropout: 0.0, ..Default::default() };
     let nft = |readout| {
         ModelConfig::Nft(NftModelConfig {
             input: NftInput::Fourier { scale: 1.0 },

@@ -28,7 +28,7 @@ fn config(precision: Precision, cnn: bool) -> NftModelConfig {
         } else {
             NftReadout::CrossAttention { num_latents: 4, latent_dim: 8 }
         },
-        head: MlpHeadConfig { hidden: vec![16], dropout: 0.0 },
+        head: MlpHeadConfig { hidden: vec![16], dropout: 0.0, ..Default::default() },
         precision,
     }
 }

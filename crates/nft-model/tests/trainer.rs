@@ -54,7 +54,8 @@ fn config(steps: u64) -> TrainerConfig {
 }
 
 fn model(vs: &VarStore, spec: &NetworkSpec) -> MlpOnWeights {
-    let cfg = MlpConfig { mlp: MlpHeadConfig { hidden: vec![32], dropout: 0.1 } };
+    let cfg =
+        MlpConfig { mlp: MlpHeadConfig { hidden: vec![32], dropout: 0.1, ..Default::default() } };
     MlpOnWeights::new(&vs.root(), spec, 2, &cfg)
 }
 

@@ -25,7 +25,7 @@ use crate::gpu::{self, Accel};
 use crate::util::{cargo, root, run as sh};
 
 /// Options of `bench`.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct Args {
     /// What to benchmark: `layers`, `inr2array`, `edit`, `fit`, `zoo` or `learn`.
     pub what: String,
@@ -79,6 +79,11 @@ pub struct Args {
     /// `learn`: linear warm-up steps.
     #[arg(long, default_value_t = 100)]
     pub learn_warmup: u64,
+    /// `learn`: how the MLP head's weights are drawn: `native` (each side its library's default:
+    /// LibTorch's Kaiming uniform on ours, PyTorch's `nn.Linear` on the reference's), `kaiming`
+    /// (both sides LibTorch's) or `torch` (both PyTorch's).
+    #[arg(long, default_value = "native", value_parser = ["native", "kaiming", "torch"])]
+    pub learn_head_init: String,
     /// Where the markdown table goes (default: `docs/bench/<what>.md`; `learn` writes its PNGs
     /// beside it).
     #[arg(long)]

@@ -107,20 +107,57 @@ fn model(args: &Args) -> (&str, i64) {
     (if nft { "nft" } else { "hnp" }, width)
 }
 
+/// The head initialisation of each side for `--learn-head-init`: ours (`MlpHeadConfig::init`,
+/// `kaiming` being our default) and the reference's (`learn_ref.py --head-init`: `tch` draws as
+/// LibTorch does), and the suffix of the bench's folder.
+fn head_inits(args: &Args) -> (&'static str, &'static str, &'static str) {
+    match args.learn_head_init.as_str() {
+        "kaiming" => ("kaiming", "tch", "_kaiming-head"),
+        "torch" => ("torch", "torch", "_torch-head"),
+        _ => ("kaiming", "torch", ""),
+    }
+}
+
 /// The `[model]` section of our side: the shape `learn_ref.py` builds.
 fn model_section(args: &Args) -> String {
+    // our default is not written, so that configs of runs made before the option stay the same
+    let init = match head_inits(args).0 {
+        "kaiming" => String::new(),
+        other => format!(", init = \"{other}\""),
+    };
     match model(args) {
         ("nft", w) => format!(
             "kind = \"nft\"\ninput = {{ fourier = {{ scale = 3.0 }} }}\nchannels = {w}\nnum_blocks = 2\n\
              num_heads = 4\nff_factor = 2\ndropout = 0.1\n\
              readout = {{ cross_attention = {{ num_latents = 4, latent_dim = {w} }} }}\n\
-             head = {{ hidden = [256], dropout = 0.1 }}\n"
+             head = {{ hidden = [256], dropout = 0.1{init} }}\n"
         ),
         (_, w) => format!(
             "kind = \"nfn\"\nlayer = \"hnp\"\nhidden = [{w}, {w}, {w}]\n\
              fourier = {{ in_channels = 1, mapping_size = 128, scale = 3.0 }}\nfeature_dropout = 0.1\n\
-             pool = \"hnp\"\nhead = {{ hidden = [1000, 1000], dropout = 0.1 }}\n"
+             pool = \"hnp\"\nhead = {{ hidden = [1000, 1000], dropout = 0.1{init} }}\n"
         ),
+    }
+}
+
+/// The head initialisation in words, for the page.
+fn head_words(args: &Args) -> &'static str {
+    match args.learn_head_init.as_str() {
+        "kaiming" => {
+            "The MLP head's weights are drawn as LibTorch's `nn::linear` does on both sides \
+             (Kaiming uniform, bound sqrt(6 / fan_in); the PyTorch side re-draws them with \
+             `--head-init tch`)."
+        }
+        "torch" => {
+            "The MLP head's weights are drawn as PyTorch's `nn.Linear` does on both sides \
+             (bound 1 / sqrt(fan_in); ours with `head.init = \"torch\"`)."
+        }
+        _ => {
+            "Each side draws the MLP head's weights as its library does by default: ours as \
+             LibTorch's `nn::linear` (Kaiming uniform, bound sqrt(6 / fan_in)), the PyTorch side \
+             as `nn.Linear` (bound 1 / sqrt(fan_in), sqrt(6) times smaller); every other \
+             parameter is drawn from the same distribution on both sides."
+        }
     }
 }
 
@@ -196,7 +233,7 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let set_name = args.learn_inrs.file_name().map_or("inrs".into(), |n| n.to_string_lossy());
     let (kind, width) = model(args);
-    let tag = format!("{set_name}_{kind}{width}_{}steps", args.learn_steps);
+    let tag = format!("{set_name}_{kind}{width}_{}steps{}", args.learn_steps, head_inits(args).2);
     let dir = root().join("data/learn").join(&tag);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {dir:?}"))?;
     let seeds = &args.learn_seeds;
@@ -223,13 +260,11 @@ pub fn run(args: &Args) -> Result<()> {
         ])?;
     }
     let runs = dir.join("runs");
-    let (mut ours, mut reference) = (Vec::new(), Vec::new());
-    let mut params = 0;
-    for &seed in seeds {
-        let total = seeds.len();
+    for (i, &seed) in seeds.iter().enumerate() {
         eprintln!(
-            "xtask: seed {seed} ({} of {total}): ours, {} steps",
-            ours.len() + 1,
+            "xtask: seed {seed} ({} of {}): ours, {} steps",
+            i + 1,
+            seeds.len(),
             args.learn_steps
         );
         nfn.run(&[
@@ -238,24 +273,7 @@ pub fn run(args: &Args) -> Result<()> {
             "--runs".into(),
             runs.display().to_string(),
         ])?;
-        let run_dir = runs.join(name(seed));
-        let summary: RunSummary = serde_json::from_str(
-            &std::fs::read_to_string(run_dir.join("summary.json"))
-                .with_context(|| format!("reading {run_dir:?}/summary.json"))?,
-        )?;
-        params = summary.params;
-        let test =
-            summary.test.iter().find(|m| m.metric == "accuracy").map_or(f64::NAN, |m| m.value);
-        ours.push(outcome(
-            &run_dir.join("metrics.jsonl"),
-            summary.selection.value,
-            summary.selection.step,
-            test,
-            summary.budget.train_seconds,
-        )?);
-
         let ref_summary = dir.join(format!("ref_s{seed}.json"));
-        let ref_metrics = dir.join(format!("ref_s{seed}.jsonl"));
         if !ref_summary.exists() {
             eprintln!("xtask: seed {seed}: the reference, {} steps", args.learn_steps);
             let (_, env) = tuned_malloc_env();
@@ -267,8 +285,9 @@ pub fn run(args: &Args) -> Result<()> {
                     args.learn_steps.to_string(),
                     args.learn_eval_every.to_string(),
                 ])
-                .arg(&ref_metrics)
+                .arg(dir.join(format!("ref_s{seed}.jsonl")))
                 .args(["--model", kind, "--width", &width.to_string()])
+                .args(["--head-init", head_inits(args).1])
                 .args(["--log-every", &log_every(args).to_string()])
                 .args([
                     "--lr",
@@ -279,22 +298,20 @@ pub fn run(args: &Args) -> Result<()> {
                 .envs(env);
             write_via_tmp(&ref_summary, &measure::<serde_json::Value>(&mut cmd)?.to_string())?;
         }
-        let r: RefSummary = serde_json::from_str(&std::fs::read_to_string(&ref_summary)?)
-            .with_context(|| format!("parsing {ref_summary:?}"))?;
-        if r.params != summary.params {
-            bail!(
-                "the two sides built different models: ours has {} parameters, the reference's {}",
-                summary.params,
-                r.params
-            );
+    }
+    let Some((ours, reference, params)) = finished_outcomes(&dir, &tag, seeds)? else {
+        bail!("{dir:?}: a run is missing after training every seed");
+    };
+    // the same comparison under the other head initialisations, where a bench folder holds it
+    let base = tag.trim_end_matches(head_inits(args).2).to_string();
+    let mut others = Vec::new();
+    for mode in ["native", "kaiming", "torch"].into_iter().filter(|m| *m != args.learn_head_init) {
+        let other = Args { learn_head_init: mode.into(), ..args.clone() };
+        let other_tag = format!("{base}{}", head_inits(&other).2);
+        let other_dir = root().join("data/learn").join(&other_tag);
+        if let Some((o, r, _)) = finished_outcomes(&other_dir, &other_tag, seeds)? {
+            others.push((mode, o, r));
         }
-        reference.push(outcome(
-            &ref_metrics,
-            r.best_val_accuracy,
-            r.best_step,
-            r.test_accuracy,
-            r.train_seconds,
-        )?);
     }
 
     let default_page =
@@ -327,11 +344,64 @@ pub fn run(args: &Args) -> Result<()> {
         a.extend(["--out".into(), out_dir.join(&file).display().to_string()]);
         nfn.run(&a)?;
     }
-    let md = page(args, &set_name, &stem, params, &ours, &reference);
+    let md = page(args, &set_name, &stem, params, &ours, &reference, &others);
     print!("{md}");
     std::fs::write(&page_path, md).with_context(|| format!("writing {page_path:?}"))?;
     eprintln!("xtask: wrote {}", page_path.display());
     Ok(())
+}
+
+/// Both sides' outcomes for every seed of the bench folder `dir` (named `tag`) and the model's
+/// parameter count, or `None` if a run of either side is not finished.
+///
+/// # Errors
+/// An unreadable summary or metrics file, or sides that built models of different sizes.
+fn finished_outcomes(
+    dir: &Path,
+    tag: &str,
+    seeds: &[u64],
+) -> Result<Option<(Vec<Outcome>, Vec<Outcome>, i64)>> {
+    let (mut ours, mut reference, mut params) = (Vec::new(), Vec::new(), 0);
+    for &seed in seeds {
+        let run_dir = dir.join("runs").join(format!("learn_{tag}_s{seed}"));
+        let (ref_summary, ref_metrics) =
+            (dir.join(format!("ref_s{seed}.json")), dir.join(format!("ref_s{seed}.jsonl")));
+        if !run_dir.join("summary.json").exists() || !ref_summary.exists() {
+            return Ok(None);
+        }
+        let summary: RunSummary = serde_json::from_str(
+            &std::fs::read_to_string(run_dir.join("summary.json"))
+                .with_context(|| format!("reading {run_dir:?}/summary.json"))?,
+        )?;
+        let test =
+            summary.test.iter().find(|m| m.metric == "accuracy").map_or(f64::NAN, |m| m.value);
+        ours.push(outcome(
+            &run_dir.join("metrics.jsonl"),
+            summary.selection.value,
+            summary.selection.step,
+            test,
+            summary.budget.train_seconds,
+        )?);
+        let r: RefSummary = serde_json::from_str(&std::fs::read_to_string(&ref_summary)?)
+            .with_context(|| format!("parsing {ref_summary:?}"))?;
+        if r.params != summary.params {
+            bail!(
+                "{dir:?}: the two sides built different models: ours has {} parameters, the \
+                 reference's {}",
+                summary.params,
+                r.params
+            );
+        }
+        params = summary.params;
+        reference.push(outcome(
+            &ref_metrics,
+            r.best_val_accuracy,
+            r.best_step,
+            r.test_accuracy,
+            r.train_seconds,
+        )?);
+    }
+    Ok(Some((ours, reference, params)))
 }
 
 /// Write `text` to `path` through a temporary file (a killed bench leaves no half summary).
@@ -348,12 +418,13 @@ fn page(
     params: i64,
     ours: &[Outcome],
     reference: &[Outcome],
+    others: &[(&str, Vec<Outcome>, Vec<Outcome>)],
 ) -> String {
     let seeds = &args.learn_seeds;
     let mut md = format!(
         "# Learning per step: our training loop against the reference's\n\n\
          Generated by `cargo xtask bench learn`; do not edit by hand. Machine: {cpu}, 2 threads on \
-         both sides. The model: {words} ({params} parameters on both sides, checked). The PyTorch \
+         both sides. The model: {words} ({params} parameters on both sides, checked). {head} The PyTorch \
          side trains it in classify_siren's loop, ours with `nfn train` (our layers, trainer and \
          data loader), on \
          the INR set `{set}`: the same train / val / test INRs, **the same batches in the same \
@@ -370,6 +441,7 @@ fn page(
          |---|---|---|---|---|---|---|\n",
         cpu = cpu_name(),
         words = model_words(args),
+        head = head_words(args),
         params = params,
         lr = args.learn_lr,
         warmup = args.learn_warmup,
@@ -457,6 +529,32 @@ fn page(
             "within"
         }
     );
+    if !others.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nThe same comparison under the other head initialisations (`--learn-head-init`, same \
+             seeds, batches and budget):\n\n\
+             | head init | ours: test acc % mean ± sd | reference: test acc % mean ± sd | ours: final val loss | reference: final val loss |\n|---|---|---|---|---|"
+        );
+        let mut rows: Vec<(&str, &[Outcome], &[Outcome])> =
+            vec![(args.learn_head_init.as_str(), ours, reference)];
+        rows.extend(others.iter().map(|(m, o, r)| (*m, o.as_slice(), r.as_slice())));
+        for (mode, o, r) in rows {
+            let (ot, os) = mean_sd(&col(o, |x| x.test));
+            let (rt, rs) = mean_sd(&col(r, |x| x.test));
+            let (ol, _) = mean_sd(&col(o, |x| x.final_val_loss));
+            let (rl, _) = mean_sd(&col(r, |x| x.final_val_loss));
+            let mode = match mode {
+                "native" => "native (ours LibTorch's, the reference PyTorch's)",
+                "kaiming" => "kaiming (LibTorch's on both)",
+                _ => "torch (PyTorch's on both)",
+            };
+            let _ = writeln!(
+                md,
+                "| {mode} | {ot:.2} ± {os:.2} | {rt:.2} ± {rs:.2} | {ol:.4} | {rl:.4} |"
+            );
+        }
+    }
     md
 }
 
@@ -498,6 +596,20 @@ mod tests {
         assert_eq!(model["readout"]["cross_attention"]["latent_dim"].as_integer(), Some(64));
         assert_eq!(cfg["trainer"]["steps"].as_integer(), Some(7));
         assert!(Cli::try_parse_from(["bench", "learn", "--learn-model", "np"]).is_err());
+
+        // head initialisation: ours written only where it is not our default
+        assert!(model["head"].get("init").is_none());
+        let torch = args(&["--learn-model", "nft", "--learn-head-init", "torch"]);
+        let cfg: toml::Table = config(&torch, "n", 0).parse().unwrap();
+        assert_eq!(cfg["model"]["head"]["init"].as_str(), Some("torch"));
+        assert_eq!(head_inits(&torch), ("torch", "torch", "_torch-head"));
+        let kaiming = args(&["--learn-head-init", "kaiming"]);
+        assert!(config(&kaiming, "n", 0).parse::<toml::Table>().unwrap()["model"]["head"]
+            .get("init")
+            .is_none());
+        assert_eq!(head_inits(&kaiming).1, "tch", "the PyTorch side re-draws its head");
+        assert_eq!(head_inits(&args(&[])), ("kaiming", "torch", ""));
+        assert!(Cli::try_parse_from(["bench", "learn", "--learn-head-init", "xavier"]).is_err());
     }
 
     fn outcome(test: f64, curve: &[f64]) -> Outcome {
@@ -517,7 +629,7 @@ mod tests {
         let a = args(&["--learn-seeds", "0,1"]);
         let reference = [outcome(19.0, &[10.0, 18.0]), outcome(21.0, &[12.0, 20.0])];
         let ours = [outcome(20.0, &[13.0, 19.0]), outcome(20.5, &[14.0, 19.5])];
-        let md = page(&a, "set", "learn", 5, &ours, &reference);
+        let md = page(&a, "set", "learn", 5, &ours, &reference, &[]);
         assert!(
             md.contains("at the 2 validation steps") || md.contains("At the 2 validation steps"),
             "{md}"
@@ -526,7 +638,13 @@ mod tests {
         assert!(md.contains("mean test accuracy (20.25%) is within"), "{md}");
         assert!(md.contains("| 100 | 13.50 (13.00–14.00) | 11.00 (10.00–12.00) | above |"), "{md}");
         let better = [outcome(25.0, &[11.0, 19.0]), outcome(26.0, &[11.0, 19.0])];
-        let md = page(&a, "set", "learn", 5, &better, &reference);
+        let md = page(&a, "set", "learn", 5, &better, &reference, &[]);
         assert!(md.contains("seeds at 2, above it at 0") && md.contains("is above"), "{md}");
+        assert!(!md.contains("other head initialisations"), "{md}");
+        // another head initialisation's finished bench gets a row of its own
+        let others = [("torch", reference.to_vec(), reference.to_vec())];
+        let md = page(&a, "set", "learn", 5, &better, &reference, &others);
+        assert!(md.contains("| native (ours LibTorch's, the reference PyTorch's) | 25.50 ± 0.71 | 20.00 ± 1.41 |"), "{md}");
+        assert!(md.contains("| torch (PyTorch's on both) | 20.00 ± 1.41 | 20.00 ± 1.41 |"), "{md}");
     }
 }
