@@ -139,6 +139,10 @@ pub struct ClassifyDataConfig {
     /// `<encoder_run>/latents/extra/<set folder name>/train/`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_train: Vec<PathBuf>,
+    /// Train on the latents of the set's augmentation copies too (the other fits of every training
+    /// image, design.md §6.1), cached apart under `<encoder_run>/latents/train-copies/`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub use_copies: bool,
 }
 
 fn default_classify_batch() -> i64 {

@@ -414,4 +414,27 @@ fn pretraining_takes_extra_training_sets() {
             .unwrap();
     assert_eq!(summary["data"]["train"], 110, "55 INRs from each set");
     assert_eq!(summary["data"]["test"], 10, "the main set's test split only");
+
+    // The set grows by an augmentation copy (its shards kept), and a latent classifier with
+    // `use_copies` trains on the latents of both fits of every training image; one without
+    // keeps reading the base fits (the two caches are apart).
+    let mut grow = support::fit_args(&dir.path().join("images"), &inrs, 40);
+    grow.extend(["--copies", "1"].map(String::from));
+    support::nfn_args(&grow);
+    for (name, copies, train) in [("latent_copies", true, 110), ("latent_base", false, 55)] {
+        let mut text = support::latent_config(name, &runs.join("ae"));
+        if copies {
+            text = text.replace("chunk_size = 16", "chunk_size = 16\nuse_copies = true");
+        }
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        nfn(&["train", path.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
+        let summary: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(runs.join(name).join("summary.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(summary["data"]["train"], train, "{name}");
+        assert_eq!(summary["data"]["test"], 10, "{name}");
+    }
+    assert!(runs.join("ae/latents/train-copies").is_dir());
 }

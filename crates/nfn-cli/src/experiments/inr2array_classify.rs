@@ -21,9 +21,16 @@ use super::inr2array_pretrain::{load_pretrained, MODEL_NAME};
 use crate::driver::{device, eval_run, param_count, progress_bar, train_run, Experiment};
 use crate::inrs_input::StatRange;
 
-/// The cache folder of `split`'s latents: `<encoder_run>/latents/<split>/`.
+/// The cache folder of `split`'s latents: `<encoder_run>/latents/<split>/`, or `train-copies/` for
+/// the training split with its augmentation copies (`data.use_copies`).
 pub fn latent_dir(cfg: &ClassifyConfig, split: Split) -> PathBuf {
-    cfg.encoder_run.join("latents").join(split.name())
+    let name = if with_copies(cfg, split) { "train-copies" } else { split.name() };
+    cfg.encoder_run.join("latents").join(name)
+}
+
+/// Whether `split`'s latents include the augmentation copies.
+fn with_copies(cfg: &ClassifyConfig, split: Split) -> bool {
+    cfg.data.use_copies && split == Split::Train
 }
 
 /// The cache folder of the training latents of an extra set (`data.extra_train`).
@@ -35,12 +42,12 @@ fn extra_dir(cfg: &ClassifyConfig, set: &Path) -> PathBuf {
 /// Extract `part` of `split`'s latents of `set` into the cache `dir`, skipping chunks already there.
 fn extract_split(
     model: &Inr2ArrayAutoencoder,
-    (set, split, dir): (&InrSet, Split, &Path),
+    (set, split, copies, dir): (&InrSet, Split, bool, &Path),
     cfg: &ClassifyConfig,
     device: Device,
     part: Shard,
 ) -> Result<()> {
-    let inrs = set.load(split, false)?;
+    let inrs = set.load(split, copies)?;
     let bar = progress_bar(&format!("encode {}", split.name()), inrs.len() as u64);
     let mut fetch = |start: i64, len: i64| -> inr2array::Result<WeightSpaceFeatures> {
         let idx = Tensor::arange_start(start, start + len, (Kind::Int64, Device::Cpu));
@@ -68,14 +75,14 @@ fn extract_split(
 /// Latents of `split` of `set` from the cache `dir`, extracting what is missing.
 fn split_latents(
     model: &Inr2ArrayAutoencoder,
-    (set, split, dir): (&InrSet, Split, &Path),
+    (set, split, copies, dir): (&InrSet, Split, bool, &Path),
     cfg: &ClassifyConfig,
     device: Device,
 ) -> Result<(Tensor, Tensor)> {
     if let Ok((_, latents, labels)) = read_latents(dir) {
         return Ok((latents, labels));
     }
-    extract_split(model, (set, split, dir), cfg, device, Shard::ALL)?;
+    extract_split(model, (set, split, copies, dir), cfg, device, Shard::ALL)?;
     let (_, latents, labels) = read_latents(dir)?;
     Ok((latents, labels))
 }
@@ -105,7 +112,8 @@ fn encoder_for(
 fn all_latents(cfg: &ClassifyConfig, device: Device) -> Result<([(Tensor, Tensor); 3], String)> {
     let (pre, set, _enc_vs, autoencoder) = encoder_for(cfg, device)?;
     let latents = [Split::Train, Split::Val, Split::Test].map(|split| {
-        split_latents(&autoencoder, (&set, split, &latent_dir(cfg, split)), cfg, device)
+        let copies = with_copies(cfg, split);
+        split_latents(&autoencoder, (&set, split, copies, &latent_dir(cfg, split)), cfg, device)
     });
     let [train, val, test] = latents;
     let (mut train_z, mut train_y) = train?;
@@ -115,7 +123,8 @@ fn all_latents(cfg: &ClassifyConfig, device: Device) -> Result<([(Tensor, Tensor
             bail!("{extra:?}: its SIRENs differ from those of the encoder run's set");
         }
         let dir = extra_dir(cfg, extra);
-        let (z, y) = split_latents(&autoencoder, (&extra_set, Split::Train, &dir), cfg, device)?;
+        let extra = (&extra_set, Split::Train, false, dir.as_path());
+        let (z, y) = split_latents(&autoencoder, extra, cfg, device)?;
         train_z = Tensor::cat(&[train_z, z], 0);
         train_y = Tensor::cat(&[train_y, y], 0);
     }
@@ -128,7 +137,8 @@ pub fn extract_part(cfg: &ClassifyConfig, part: Shard) -> Result<()> {
     let device = device();
     let (_, set, _enc_vs, autoencoder) = encoder_for(cfg, device)?;
     for split in Split::ALL {
-        extract_split(&autoencoder, (&set, split, &latent_dir(cfg, split)), cfg, device, part)?;
+        let (copies, dir) = (with_copies(cfg, split), latent_dir(cfg, split));
+        extract_split(&autoencoder, (&set, split, copies, &dir), cfg, device, part)?;
     }
     Ok(())
 }
