@@ -14,7 +14,9 @@ pub struct MlpHeadConfig {
     pub hidden: Vec<i64>,
     /// Dropout after each hidden layer (classify_siren: 0.5; MNIST variants 0.1).
     pub dropout: f64,
-    /// How the linear layers' weights are drawn.
+    /// How the linear layers' weights are drawn (not written when it is the default, so that the
+    /// configs of runs made before the option read back the same).
+    #[serde(skip_serializing_if = "HeadInit::is_default")]
     pub init: HeadInit,
 }
 
@@ -41,6 +43,10 @@ pub enum HeadInit {
 }
 
 impl HeadInit {
+    fn is_default(&self) -> bool {
+        *self == HeadInit::default()
+    }
+
     fn linear_config(self, fan_in: i64) -> nn::LinearConfig {
         match self {
             HeadInit::Kaiming => nn::LinearConfig::default(),
@@ -150,6 +156,10 @@ mod tests {
         assert_eq!(cfg.init, HeadInit::Torch);
         let cfg: MlpHeadConfig = toml::from_str("hidden = [8]").unwrap();
         assert_eq!(cfg.init, HeadInit::Kaiming);
+        // the default is not written: a run's stored config from before the option stays equal
+        assert!(!toml::to_string(&cfg).unwrap().contains("init"));
+        let torch = MlpHeadConfig { init: HeadInit::Torch, ..cfg };
+        assert!(toml::to_string(&torch).unwrap().contains("init = \"torch\""));
         assert!(toml::from_str::<MlpHeadConfig>("init = \"xavier\"").is_err());
     }
 }
