@@ -176,10 +176,14 @@ fn parse_inr_set(path: &str) -> Option<InrSetName> {
     Some(InrSetName { images, source, aug, reference_recipe })
 }
 
-/// The augmentation copies the set at `path` is made with: those an `-aug<k>` name fixes, else
-/// those the configs reading it with `use_copies` ask for (none if none does). A set is made once
-/// and `nfn` refuses to resume one with other options, so every config reading it must agree.
+/// The augmentation copies the set at `path` is made with: those an `-aug<k>` name fixes (configs
+/// reading it with `use_copies` then read its k copies, whatever their protocol's count: the name
+/// is how a budget asks for fewer), else those the configs reading it with `use_copies` ask for
+/// (none if none does), on which they must agree, since they share the set.
 fn set_copies(path: &str, set: &InrSetName, cfg: &Config, configs: &[Config]) -> Result<u32> {
+    if let Some(k) = set.aug {
+        return Ok(k);
+    }
     let wanted: Vec<(u32, &Path)> = configs
         .iter()
         .chain(std::iter::once(cfg))
@@ -187,10 +191,9 @@ fn set_copies(path: &str, set: &InrSetName, cfg: &Config, configs: &[Config]) ->
         .map(|c| (copies_wanted(c, set.images), c.path.as_path()))
         .filter(|&(k, _)| k > 0)
         .collect();
-    let (copies, why) = match (set.aug, wanted.first()) {
-        (Some(k), _) => (k, "its name says so".to_string()),
-        (None, Some(&(k, first))) => (k, format!("{first:?} reads it with use_copies")),
-        (None, None) => (0, String::new()),
+    let (copies, why) = match wanted.first() {
+        Some(&(k, first)) => (k, format!("{first:?} reads it with use_copies")),
+        None => (0, String::new()),
     };
     if let Some((k, other)) = wanted.iter().find(|&&(k, _)| k != copies) {
         bail!(

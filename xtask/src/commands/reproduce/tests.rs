@@ -220,6 +220,18 @@ fn configs_that_disagree_on_a_sets_copies_are_an_error() {
 }
 
 #[test]
+fn a_set_named_aug_k_is_made_and_read_with_k_copies() {
+    // the full FashionMNIST encoder reads 2 copies where the Inr2Array protocol has 10
+    assert_eq!(
+        lines("inr2array_fashion_full", true)[0],
+        "cargo xtask fit-inrs --dataset fashion-mnist --copies 2 --out data/inrs/fashion-mnist-aug2"
+    );
+    let plan = lines("inr2array_fashion_cls_full", true);
+    assert_eq!(plan[0], lines("inr2array_fashion_full", true)[0], "the encoder's set first");
+    assert!(plan.iter().any(|l| l.ends_with("inr2array_fashion_cls_full.toml")), "{plan:?}");
+}
+
+#[test]
 fn encoder_run_needs_its_pretraining_config() {
     let (_dir, env) = workspace(&[(
         "cls.toml",
