@@ -152,14 +152,15 @@ mod tests {
 
     #[test]
     fn init_is_read_from_configs_and_defaults_to_kaiming() {
-        let cfg: MlpHeadConfig = toml::from_str("hidden = [8]\ninit = \"torch\"").unwrap();
+        let cfg: MlpHeadConfig =
+            toml::from_str("hidden = [8]\ninit = \"torch\"").expect("a head config");
         assert_eq!(cfg.init, HeadInit::Torch);
-        let cfg: MlpHeadConfig = toml::from_str("hidden = [8]").unwrap();
+        let cfg: MlpHeadConfig = toml::from_str("hidden = [8]").expect("a head config");
         assert_eq!(cfg.init, HeadInit::Kaiming);
         // the default is not written: a run's stored config from before the option stays equal
-        assert!(!toml::to_string(&cfg).unwrap().contains("init"));
+        assert!(!toml::to_string(&cfg).expect("serialises").contains("init"));
         let torch = MlpHeadConfig { init: HeadInit::Torch, ..cfg };
-        assert!(toml::to_string(&torch).unwrap().contains("init = \"torch\""));
+        assert!(toml::to_string(&torch).expect("serialises").contains("init = \"torch\""));
         assert!(toml::from_str::<MlpHeadConfig>("init = \"xavier\"").is_err());
     }
 }

@@ -351,16 +351,15 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
+/// Our outcomes, the reference's (one per seed) and the model's parameter count.
+type Sides = (Vec<Outcome>, Vec<Outcome>, i64);
+
 /// Both sides' outcomes for every seed of the bench folder `dir` (named `tag`) and the model's
 /// parameter count, or `None` if a run of either side is not finished.
 ///
 /// # Errors
 /// An unreadable summary or metrics file, or sides that built models of different sizes.
-fn finished_outcomes(
-    dir: &Path,
-    tag: &str,
-    seeds: &[u64],
-) -> Result<Option<(Vec<Outcome>, Vec<Outcome>, i64)>> {
+fn finished_outcomes(dir: &Path, tag: &str, seeds: &[u64]) -> Result<Option<Sides>> {
     let (mut ours, mut reference, mut params) = (Vec::new(), Vec::new(), 0);
     for &seed in seeds {
         let run_dir = dir.join("runs").join(format!("learn_{tag}_s{seed}"));
