@@ -27,10 +27,8 @@ impl Default for MlpHeadConfig {
 }
 
 /// How an [`MlpHead`]'s weights are drawn; the biases are `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`
-/// either way. The two differ by a factor sqrt(6) in scale, which matters for models whose pooled
-/// features vary little across inputs at initialisation (an NFT's latent read-out): measured in
-/// `docs/bench/learn_nft.md`, where the same NFT leaves chance within 1000 steps with `kaiming`
-/// and stays there with `torch`.
+/// either way. The two differ by a factor sqrt(6) in scale: `torch` is what a model rebuilt from
+/// the reference's PyTorch code starts from (`cargo xtask bench learn --learn-head-init`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HeadInit {
