@@ -438,3 +438,61 @@ fn pretraining_takes_extra_training_sets() {
     }
     assert!(runs.join("ae/latents/train-copies").is_dir());
 }
+
+/// An encoder run trained on to a larger step budget (constant rate) continues where it stopped and
+/// keeps the shorter budget's result; its latent cache and the classifiers trained on the earlier
+/// checkpoint are refused, not silently mixed with the new one.
+#[test]
+fn an_encoder_trained_on_keeps_its_earlier_latents_and_classifiers_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let inrs = fit_tiny_set(dir.path());
+    let runs = dir.path().join("runs");
+    let (ae, ae_run) = (dir.path().join("ae.toml"), runs.join("ae"));
+    let constant = pretrain_config("ae", &inrs, 28, "sitzmann")
+        .replace("schedule = \"cosine\"", "schedule = \"constant\"")
+        .replace("lr = 1e-3", "lr = 1e-2");
+    std::fs::write(&ae, &constant).unwrap();
+    let train =
+        |path: &Path| nfn(&["train", path.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
+    train(&ae);
+    let cls = dir.path().join("cls.toml");
+    std::fs::write(&cls, latent_config("cls", &ae_run)).unwrap();
+    train(&cls);
+    let best_step = || -> u64 {
+        let state = std::fs::read_to_string(ae_run.join("state.json")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&state).unwrap()["best"]["step"].as_u64().unwrap()
+    };
+    assert_eq!(best_step(), 6);
+
+    std::fs::write(&ae, constant.replace("steps = 6", "steps = 12")).unwrap();
+    let out = train(&ae);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("12 steps"));
+    assert_eq!(best_step(), 12, "the validation MSE still falls at step 12");
+    assert!(ae_run.join("summary.steps6.json").exists() && ae_run.join("summary.json").exists());
+    assert!(ae_run.join("model.steps6.safetensors").exists());
+    // The metrics hold steps 1..12 once each, as one 12-step run's would.
+    let metrics = std::fs::read_to_string(ae_run.join("metrics.jsonl")).unwrap();
+    let steps: Vec<u64> = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["split"] == "train")
+        .map(|v| v["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps, (1..=12).collect::<Vec<_>>());
+
+    let fails = |args: &[&str]| -> String {
+        let out =
+            std::process::Command::new(env!("CARGO_BIN_EXE_nfn")).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = fails(&["eval", runs.join("cls").to_str().unwrap()]);
+    assert!(err.contains("step 6") && err.contains("under a new name"), "{err}");
+    let cls2 = dir.path().join("cls2.toml");
+    std::fs::write(&cls2, latent_config("cls2", &ae_run)).unwrap();
+    let err = fails(&["train", cls2.to_str().unwrap(), "--runs", runs.to_str().unwrap()]);
+    assert!(err.contains("latent cache") && err.contains("extract the latents again"), "{err}");
+    std::fs::rename(ae_run.join("latents"), ae_run.join("latents.steps6")).unwrap();
+    train(&cls2);
+    assert!(ae_run.join("latents/encoder.json").exists());
+}

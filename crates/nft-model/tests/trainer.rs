@@ -364,3 +364,73 @@ fn a_run_folder_refuses_a_different_config_and_resumes_the_same() -> anyhow::Res
     assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
     Ok(())
 }
+
+/// A run config holding `trainer` as the task configs do (an unset option is left out).
+fn with_trainer(trainer: &TrainerConfig) -> anyhow::Result<toml::Table> {
+    let mut cfg = toml::Table::new();
+    cfg.insert("name".into(), "test".into());
+    cfg.insert("trainer".into(), toml::Value::try_from(trainer)?);
+    Ok(cfg)
+}
+
+#[test]
+fn a_larger_step_budget_extends_a_constant_rate_run_exactly() -> anyhow::Result<()> {
+    let _guard = seeded();
+    let spec = NetworkSpec::mlp(&[2, 3, 1])?;
+    let val: Vec<Batch> = (0..2).map(|i| make_batch(&spec, i, 8)).collect();
+    let splits = EvalSplits { val: &val, test: &val };
+    let claim_and_train = |dir: &std::path::Path, cfg: &TrainerConfig| -> anyhow::Result<_> {
+        let run = Run::claim(dir, &with_trainer(cfg)?)?;
+        tch::manual_seed(0);
+        let mut vs = VarStore::new(Device::Cpu);
+        let m = model(&vs, &spec);
+        let mut data = Synthetic { spec: spec.clone(), fail_at: None, nan_at: None };
+        let summary = train(
+            &Supervised::new(&m, cfg.objective),
+            &mut vs,
+            cfg,
+            &run,
+            &mut data,
+            splits,
+            &mut |_| {},
+        )?;
+        Ok((run, vs, summary))
+    };
+    let whole = tempfile::tempdir()?;
+    let (_, vs_whole, _) = claim_and_train(whole.path(), &config(20))?;
+
+    let grown = tempfile::tempdir()?;
+    let (run, _, first) = claim_and_train(grown.path(), &config(10))?;
+    assert_eq!(first.steps, 10);
+    std::fs::write(run.summary(), "{\"steps\": 10}")?;
+    // A later sitting raises the budget: the folder is claimed again, and training goes on.
+    let (run, vs_grown, second) = claim_and_train(grown.path(), &config(20))?;
+    assert_eq!(second.steps, 20);
+    for ((name, a), (_, b)) in weights(&vs_whole).iter().zip(weights(&vs_grown).iter()) {
+        let d = (a - b).abs().max().double_value(&[]);
+        assert!(a.allclose(b, 1e-6, 1e-7, false), "{name}: 10 + 10 steps differ from 20 by {d}");
+    }
+    assert!(std::fs::read_to_string(run.config())?.contains("steps = 20"));
+    // The shorter budget's result is kept beside the run, not overwritten.
+    let kept = std::fs::read_to_string(grown.path().join("summary.steps10.json"))?;
+    assert_eq!(kept, "{\"steps\": 10}");
+    assert!(!run.summary().exists());
+    assert!(grown.path().join("model.steps10.safetensors").exists());
+
+    // Not an extension: a smaller budget, another field, or a schedule that depends on the total.
+    let claim =
+        |cfg: &TrainerConfig| Run::claim(grown.path(), &with_trainer(cfg).expect("a config"));
+    assert!(matches!(claim(&config(15)), Err(Error::RunConflict { .. })));
+    let other_seed = TrainerConfig { seed: 4, ..config(30) };
+    assert!(matches!(claim(&other_seed), Err(Error::RunConflict { .. })));
+    let cosine = |steps| {
+        let mut cfg = config(steps);
+        cfg.optim.schedule = Schedule::Cosine;
+        cfg
+    };
+    let cos_dir = tempfile::tempdir()?;
+    Run::claim(cos_dir.path(), &with_trainer(&cosine(10))?)?;
+    let err = Run::claim(cos_dir.path(), &with_trainer(&cosine(20))?).unwrap_err();
+    assert!(matches!(err, Error::RunConflict { .. }), "{err}");
+    Ok(())
+}

@@ -233,7 +233,9 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let set_name = args.learn_inrs.file_name().map_or("inrs".into(), |n| n.to_string_lossy());
     let (kind, width) = model(args);
-    let tag = format!("{set_name}_{kind}{width}_{}steps{}", args.learn_steps, head_inits(args).2);
+    // the folder of this comparison: the same name for every head initialisation but its suffix
+    let base = format!("{set_name}_{kind}{width}_{}steps", args.learn_steps);
+    let tag = format!("{base}{}", head_inits(args).2);
     let dir = root().join("data/learn").join(&tag);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {dir:?}"))?;
     let seeds = &args.learn_seeds;
@@ -303,7 +305,6 @@ pub fn run(args: &Args) -> Result<()> {
         bail!("{dir:?}: a run is missing after training every seed");
     };
     // the same comparison under the other head initialisations, where a bench folder holds it
-    let base = tag.trim_end_matches(head_inits(args).2).to_string();
     let mut others = Vec::new();
     for mode in ["native", "kaiming", "torch"].into_iter().filter(|m| *m != args.learn_head_init) {
         let other = Args { learn_head_init: mode.into(), ..args.clone() };

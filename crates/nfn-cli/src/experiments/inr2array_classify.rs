@@ -108,9 +108,90 @@ fn encoder_for(
     Ok((pre, set, enc_vs, autoencoder))
 }
 
+/// Which checkpoint of an encoder run made a set of latents: the step of the run's selected
+/// (best-validation) model. An encoder run trained on (a larger step budget) selects a later one,
+/// and latents and classifiers of the earlier one must not be mixed with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EncoderStamp {
+    /// The training step the encoder run's selected model comes from.
+    pub best_step: u64,
+}
+
+impl EncoderStamp {
+    /// The stamp of the encoder run's model now (read from its `state.json`).
+    ///
+    /// # Errors
+    /// An encoder run that is not finished (its selected model may still change) or whose state
+    /// cannot be read, naming the folder.
+    pub fn of(encoder_run: &Path) -> Result<Self> {
+        let run = Run::open(encoder_run)?;
+        if !run.summary().exists() {
+            bail!("{encoder_run:?}: the encoder run is not finished (no summary.json); train it to its step budget first");
+        }
+        let path = run.state();
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path:?}"))?;
+        let state: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("reading {path:?}"))?;
+        let best_step = state["best"]["step"]
+            .as_u64()
+            .with_context(|| format!("{path:?}: no selected checkpoint recorded"))?;
+        Ok(EncoderStamp { best_step })
+    }
+
+    /// Check `file` (a stamp written by an earlier extraction or training) against `self`, or
+    /// write `self` there if there is none. `what` says what the file belongs to, for the error.
+    fn check(self, file: &Path, what: &str) -> Result<()> {
+        match std::fs::read_to_string(file) {
+            Ok(text) => {
+                let old: EncoderStamp = serde_json::from_str(&text)
+                    .with_context(|| format!("{file:?}: not an encoder stamp"))?;
+                if old != self {
+                    bail!(
+                        "{what} was made with the encoder run's checkpoint of step {}; the run now \
+                         selects step {} (it was trained on): {}",
+                        old.best_step,
+                        self.best_step,
+                        if what.starts_with("classifier") {
+                            "train a classifier under a new name"
+                        } else {
+                            "move the folder aside and extract the latents again"
+                        }
+                    );
+                }
+                Ok(())
+            }
+            Err(_) => {
+                let text = serde_json::to_string_pretty(&self)?;
+                nfn_weightspace::io::write_atomically(file, |out| {
+                    std::io::Write::write_all(out, text.as_bytes()).map_err(|e| e.to_string())
+                })?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Check the latent cache of `cfg`'s encoder run against the run's selected checkpoint (a cache
+/// without a stamp is from before stamps and taken as the current one's).
+fn check_cache(cfg: &ClassifyConfig) -> Result<EncoderStamp> {
+    let stamp = EncoderStamp::of(&cfg.encoder_run)?;
+    let cache = cfg.encoder_run.join("latents");
+    std::fs::create_dir_all(&cache).with_context(|| format!("creating {cache:?}"))?;
+    stamp.check(&cache.join("encoder.json"), &format!("the latent cache {cache:?}"))?;
+    Ok(stamp)
+}
+
+/// Check that the classifier `run` is (or will be) trained on its encoder run's selected checkpoint
+/// now: the first training records it in `<run>/encoder.json`.
+fn check_classifier(run: &Run, cfg: &ClassifyConfig) -> Result<()> {
+    let what = format!("classifier {:?}", run.path());
+    EncoderStamp::of(&cfg.encoder_run)?.check(&run.path().join("encoder.json"), &what)
+}
+
 /// The latents of every split (train, val, test), extracted with the config's encoder run.
 fn all_latents(cfg: &ClassifyConfig, device: Device) -> Result<([(Tensor, Tensor); 3], String)> {
     let (pre, set, _enc_vs, autoencoder) = encoder_for(cfg, device)?;
+    check_cache(cfg)?;
     let latents = [Split::Train, Split::Val, Split::Test].map(|split| {
         let copies = with_copies(cfg, split);
         split_latents(&autoencoder, (&set, split, copies, &latent_dir(cfg, split)), cfg, device)
@@ -136,6 +217,7 @@ fn all_latents(cfg: &ClassifyConfig, device: Device) -> Result<([(Tensor, Tensor
 pub fn extract_part(cfg: &ClassifyConfig, part: Shard) -> Result<()> {
     let device = device();
     let (_, set, _enc_vs, autoencoder) = encoder_for(cfg, device)?;
+    check_cache(cfg)?;
     for split in Split::ALL {
         let (copies, dir) = (with_copies(cfg, split), latent_dir(cfg, split));
         extract_split(&autoencoder, (&set, split, copies, &dir), cfg, device, part)?;
@@ -146,6 +228,7 @@ pub fn extract_part(cfg: &ClassifyConfig, part: Shard) -> Result<()> {
 /// Train the latent classifier of `cfg` in `<runs>/<name>/`, resuming it if it holds a checkpoint.
 pub fn train(cfg: &ClassifyConfig, runs: &Path) -> Result<RunSummary> {
     let run = Run::claim(runs.join(&cfg.name), cfg)?;
+    check_classifier(&run, cfg)?;
     let device = device();
     let ([(train_z, train_y), (val_z, val_y), (test_z, test_y)], inrs) = all_latents(cfg, device)?;
     tch::manual_seed(cfg.trainer.seed as i64);
@@ -182,6 +265,7 @@ pub fn train(cfg: &ClassifyConfig, runs: &Path) -> Result<RunSummary> {
 /// Evaluate the best classifier of `run` on the test latents.
 pub fn eval(run: &Run) -> Result<Evaluation> {
     let cfg = ClassifyConfig::read(&run.config())?;
+    check_classifier(run, &cfg)?;
     let device = device();
     let ([_, _, (test_z, test_y)], _) = all_latents(&cfg, device)?;
     let mut vs = VarStore::new(device);
@@ -211,6 +295,7 @@ impl TrainedLatentClassifier {
     /// An unreadable config, a missing encoder run or checkpoint, each named.
     pub fn load(run: &Run) -> Result<Self> {
         let cfg = ClassifyConfig::read(&run.config())?;
+        check_classifier(run, &cfg)?;
         let device = device();
         let (_, set, enc_vs, autoencoder) = encoder_for(&cfg, device)?;
         let mut vs = VarStore::new(device);

@@ -19,7 +19,9 @@ pub struct Run {
 
 impl Run {
     /// Claim `root` for `config`: a new folder gets the resolved config as `config.toml`; a folder
-    /// that holds the same config is resumed; one that holds a different config is refused.
+    /// that holds the same config is resumed; one that holds a different config is refused, with one
+    /// exception: a larger `trainer.steps` under a constant learning-rate schedule extends the run
+    /// (see [`Run::extends`]), so a later sitting trains it on instead of starting again.
     ///
     /// # Errors
     /// [`Error::RunConflict`] for a different config, [`Error::Checkpoint`] naming an unreadable
@@ -32,13 +34,47 @@ impl Run {
         if path.exists() {
             let old = std::fs::read_to_string(&path).map_err(|e| Error::checkpoint(&path, e))?;
             let parse = |s: &str| s.parse::<toml::Table>().map_err(|e| Error::checkpoint(&path, e));
-            if parse(&old)? != parse(&text)? {
-                return Err(Error::RunConflict { path: run.root.clone() });
+            let (old, new) = (parse(&old)?, parse(&text)?);
+            if old == new {
+                return Ok(run);
             }
+            let Some(from) = Run::extends(&old, &new) else {
+                return Err(Error::RunConflict { path: run.root.clone() });
+            };
+            // The shorter budget's result and selected model are kept beside the run, not
+            // overwritten: `summary.steps<N>.json`, `model.steps<N>.safetensors`.
+            if run.summary().exists() {
+                std::fs::rename(run.summary(), run.root.join(format!("summary.steps{from}.json")))?;
+            }
+            if run.best().exists() {
+                std::fs::copy(run.best(), run.root.join(format!("model.steps{from}.safetensors")))?;
+            }
+            write_atomic(&path, text.as_bytes())?;
             return Ok(run);
         }
         write_atomic(&path, text.as_bytes())?;
         Ok(run)
+    }
+
+    /// Whether config `new` extends the run of config `old`: the two are equal but for a larger
+    /// `trainer.steps`, and the learning rate does not depend on the step budget (a constant
+    /// schedule after warm-up), so that the steps already taken are the first steps of a run
+    /// trained under `new` from the start (the trainer resumes from the last checkpoint; batches
+    /// and dropout are seeded per step). Returns the old budget. A cosine schedule is never
+    /// extended: its rate at every step depends on the total.
+    pub fn extends(old: &toml::Table, new: &toml::Table) -> Option<i64> {
+        let trainer = |t: &toml::Table| t.get("trainer").and_then(toml::Value::as_table).cloned();
+        let (mut a, mut b) = (trainer(old)?, trainer(new)?);
+        let steps = |t: &mut toml::Table| t.remove("steps").and_then(|v| v.as_integer());
+        let (from, to) = (steps(&mut a)?, steps(&mut b)?);
+        let schedule = a.get("optim").and_then(|o| o.get("schedule")).and_then(toml::Value::as_str);
+        let rest_equal = a == b && {
+            let (mut x, mut y) = (old.clone(), new.clone());
+            x.remove("trainer");
+            y.remove("trainer");
+            x == y
+        };
+        (rest_equal && to > from && schedule == Some("constant")).then_some(from)
     }
 
     /// An existing run folder (one that holds a `config.toml`), for evaluation.
