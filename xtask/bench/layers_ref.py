@@ -2,7 +2,10 @@
 
 Run by `cargo xtask bench layers` with the project's .venv (torch 2.11, nfn==0.1.2 from PyPI):
     .venv/bin/python xtask/bench/layers_ref.py <config> <batch> <iters> [--device cpu|cuda|cuda:N]
-prints one JSON line: {"config", "batch", "fwd_ms", "fwdbwd_ms", "peak_mb", "params"}.
+prints one JSON line: {"config", "batch", "fwd_ms", "fwdbwd_ms", "peak_mb", "params", "fwd_flop",
+"fwdbwd_flop"}. The FLOPs of one forward and of one forward+backward are counted by
+`torch.utils.flop_counter.FlopCounterMode` (matmuls and convolutions) in a separate pass after the
+timed runs and after peak memory is read, so neither is affected.
 `--device` (default cpu) makes it the default device, so the model and the data are created there;
 on CUDA each timing waits for the GPU.
 
@@ -17,6 +20,7 @@ import time
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 from nfn.common import WeightSpaceFeatures, network_spec_from_wsfeat
 from nfn import layers as L
 
@@ -235,6 +239,15 @@ def median_ms(fn, iters):
     return statistics.median(times)
 
 
+def count_flops(fn):
+    """FLOPs of one call of `fn` as `FlopCounterMode` counts them (matmuls and convolutions)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    sync()
+    return counter.get_total_flops()
+
+
 def main():
     global DEVICE
     DEVICE, args = split_device(sys.argv[1:])
@@ -260,8 +273,15 @@ def main():
     fwdbwd_ms = median_ms(fwdbwd, iters)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     params = sum(p.numel() for p in mods.parameters())
+    # counted apart from the timed runs (and after the peak is read); the forward in eval mode as
+    # timed, but with autograd on: the counter's module tracker fails on some no-grad outputs
+    # (parameters passed through a view), and the grad mode changes no matmul
+    fwdbwd_flop = count_flops(fwdbwd)
+    mods.eval()
+    fwd_flop = count_flops(lambda: f(x))
     print(json.dumps({"config": config, "batch": b, "fwd_ms": fwd_ms, "fwdbwd_ms": fwdbwd_ms,
-                      "peak_mb": peak_mb, "params": params}))
+                      "peak_mb": peak_mb, "params": params, "fwd_flop": fwd_flop,
+                      "fwdbwd_flop": fwdbwd_flop}))
 
 
 if __name__ == "__main__":

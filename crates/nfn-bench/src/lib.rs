@@ -201,6 +201,27 @@ pub fn median_ms(iters: usize, mut f: impl FnMut()) -> f64 {
     times[times.len() / 2]
 }
 
+/// The sgemm rate of this machine: the median time in milliseconds of an `n` x `n` by `n` x `n`
+/// f32 matmul through LibTorch (`iters` runs after one warm-up, on the device the configurations
+/// use; on the CPU with 2 threads, as the rest of the bench), and the GFLOP/s it gives, `2 n³`
+/// over that time.
+pub fn sgemm_gflops(n: i64, iters: usize) -> (f64, f64) {
+    let device = Device::cuda_if_available();
+    if device == Device::Cpu {
+        tch::set_num_threads(2);
+    }
+    tch::manual_seed(0);
+    let a = Tensor::randn([n, n], (Kind::Float, device));
+    let b = Tensor::randn([n, n], (Kind::Float, device));
+    let out = Tensor::empty([n, n], (Kind::Float, device));
+    let ms = tch::no_grad(|| {
+        median_ms(iters, || {
+            let _ = a.matmul_out(&out, &b);
+        })
+    });
+    (ms, 2.0 * (n as f64).powi(3) / (ms * 1e6))
+}
+
 /// Peak resident memory of this process in MB (`VmHWM` of `/proc/self/status`), if available.
 pub fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -115,12 +115,107 @@ fn reference_device_args(accel: &Accel) -> Vec<String> {
     }
 }
 
+/// One row's record from `bench_layers` or `layers_ref.py`. New fields are optional, so records
+/// of older builds (a `--prebuilt` bundle) still parse.
 #[derive(Debug, Deserialize)]
 struct Record {
     fwd_ms: f64,
     fwdbwd_ms: f64,
     peak_mb: Option<f64>,
     params: i64,
+    /// FLOPs of one forward+backward as PyTorch's `FlopCounterMode` counts them (the reference
+    /// side only; it also reports `fwd_flop`, which the table does not use).
+    #[serde(default)]
+    fwdbwd_flop: Option<f64>,
+}
+
+/// The record of `bench_layers --sgemm-peak <n> <iters>`.
+#[derive(Debug, Deserialize)]
+struct SgemmRecord {
+    /// The matmul's size (`n` x `n` by `n` x `n`).
+    n: i64,
+    /// GFLOP/s, `2 n³` over the median time.
+    gflops: f64,
+    /// LibTorch's intra-op threads.
+    #[serde(default)]
+    threads: Option<i64>,
+}
+
+/// The `fwd+bwd GFLOP/s` and `% of peak` cells of a row: `flop` FLOPs of one forward+backward
+/// done in `ms` milliseconds, against the sgemm peak `peak_gflops`; `–` where either is unknown.
+fn flop_cells(flop: Option<f64>, ms: f64, peak_gflops: Option<f64>) -> (String, String) {
+    let known = |x: f64| x.is_finite() && x > 0.0;
+    let Some(gflops) = flop.filter(|&f| known(f) && known(ms)).map(|f| f / (ms * 1e6)) else {
+        return ("–".into(), "–".into());
+    };
+    let share = match peak_gflops.filter(|&p| known(p)) {
+        Some(peak) => format!("{:.1}%", 100.0 * gflops / peak),
+        None => "–".into(),
+    };
+    (format!("{gflops:.1}"), share)
+}
+
+/// Clear the allocator variables of `cmd` and put it under the tuned allocator (`tuned`) or the
+/// C library's defaults, as the rows of a side run; returns the allocator's name for the table.
+fn set_allocator(cmd: &mut Command, tuned: bool) -> &'static str {
+    cmd.env_remove("LD_PRELOAD")
+        .env_remove("MALLOC_CONF")
+        .env_remove("GLIBC_TUNABLES")
+        .env_remove("NFN_MALLOC_APPLIED");
+    if tuned {
+        let (name, env) = tuned_malloc_env();
+        cmd.envs(env).env("NFN_MALLOC_APPLIED", name);
+        name
+    } else {
+        cmd.env("NFN_MALLOC", "system");
+        "system"
+    }
+}
+
+/// The machine's sgemm peak, measured by `bench_layers --sgemm-peak` under the allocator of the
+/// `ours` rows: an f32 matmul of 2048 x 2048 on the CPU (about a quarter of a second per product
+/// at 2 threads), 8192 x 8192 on a GPU. `None`, with a warning, where the binary cannot (a
+/// `--prebuilt` bundle from before the option).
+fn sgemm_peak(bin: &Path, accel: &Accel, iters: usize) -> Option<SgemmRecord> {
+    let n = if accel.is_cuda() { 8192 } else { 2048 };
+    let mut cmd = Command::new(bin);
+    cmd.args(["--sgemm-peak", &n.to_string(), &iters.max(5).to_string()]);
+    set_allocator(&mut cmd, true);
+    match measure::<SgemmRecord>(&mut cmd) {
+        Ok(r) => {
+            eprintln!("xtask: sgemm peak {:.1} GFLOP/s (n = {})", r.gflops, r.n);
+            Some(r)
+        }
+        Err(e) => {
+            eprintln!("xtask: warning: no sgemm peak measured: {e:#}");
+            None
+        }
+    }
+}
+
+/// The header's sentences on the sgemm peak and the FLOP columns.
+fn flop_note(peak: Option<&SgemmRecord>, accel: &Accel, counted: bool) -> String {
+    let peak = match peak {
+        Some(r) => format!(
+            "sgemm peak of this machine, measured in this run: {:.0} GFLOP/s (LibTorch f32 matmul \
+             {n} x {n}, {})",
+            r.gflops,
+            if accel.is_cuda() {
+                format!("on {}", accel.device())
+            } else {
+                format!("{} threads", r.threads.unwrap_or(2))
+            },
+            n = r.n,
+        ),
+        None => "sgemm peak of this machine: not measured in this run".into(),
+    };
+    format!(
+        " {peak}. **fwd+bwd GFLOP/s** = the FLOPs of one forward+backward over its median time, \
+         GFLOP counted by PyTorch's FlopCounterMode on the reference's computation (matmuls and \
+         convolutions); both sides compute the same math, so every side's row of a config and \
+         batch uses that count. `% of peak` = that rate over the sgemm peak.{}",
+        if counted { "" } else { " No reference side in this run, so no FLOP count (–)." }
+    )
 }
 
 /// Run `cmd` and parse the JSON record on the last line of its output.
@@ -401,6 +496,7 @@ pub fn run(args: &Args) -> Result<()> {
         }
     };
     let python = crate::util::python();
+    let peak = sgemm_peak(&ours_bin, &accel, args.iters);
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -413,7 +509,7 @@ pub fn run(args: &Args) -> Result<()> {
          themselves (`nfn_weightspace::runtime`: jemalloc with purging off where installed, \
          else glibc without mmap or trimming); `tuned allocator` puts the reference under the same. \
          **like for like** = this row's fwd+bwd INR/s over the reference's under the same \
-         allocator: the headline ratio; `ratio` compares with the reference as it ships.{}\n",
+         allocator: the headline ratio; `ratio` compares with the reference as it ships.{}{}\n",
         match args.what.as_str() {
             "layers" => "Layer",
             "edit" => "Editing step",
@@ -432,6 +528,7 @@ pub fn run(args: &Args) -> Result<()> {
         } else {
             String::new()
         },
+        flop_note(peak.as_ref(), &accel, sides.iter().any(|s| s.reference)),
     );
     if args.what == "edit" {
         let _ = writeln!(
@@ -447,9 +544,10 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let _ = writeln!(
         md,
-        "| config | batch | side | allocator | params | fwd INR/s | ratio | fwd+bwd INR/s | ratio | like for like | peak MB | ratio |"
+        "| config | batch | side | allocator | params | fwd INR/s | ratio | fwd+bwd INR/s | ratio | like for like | fwd+bwd GFLOP/s | % of peak | peak MB | ratio |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let peak_gflops = peak.as_ref().map(|r| r.gflops);
     print!("{md}");
     for config in &configs {
         for &b in &batches {
@@ -458,6 +556,8 @@ pub fn run(args: &Args) -> Result<()> {
             let mut base: Option<[f64; 3]> = None;
             // the reference's fwd+bwd rate under the system [0] and the tuned [1] allocator
             let mut same_alloc: [Option<f64>; 2] = [None, None];
+            // FLOPs of one forward+backward, counted on the reference side (which runs first)
+            let mut fwdbwd_flop: Option<f64> = None;
             for side in &sides {
                 let mut cmd = if side.reference {
                     let mut c = Command::new(&python);
@@ -466,20 +566,13 @@ pub fn run(args: &Args) -> Result<()> {
                 } else {
                     Command::new(&ours_bin)
                 };
-                cmd.args([config.as_str(), &batch, &iters])
-                    .env_remove("LD_PRELOAD")
-                    .env_remove("MALLOC_CONF")
-                    .env_remove("GLIBC_TUNABLES")
-                    .env_remove("NFN_MALLOC_APPLIED");
-                let allocator = if side.tuned {
-                    let (name, env) = tuned_malloc_env();
-                    cmd.envs(env).env("NFN_MALLOC_APPLIED", name);
-                    name
-                } else {
-                    cmd.env("NFN_MALLOC", "system");
-                    "system"
-                };
+                cmd.args([config.as_str(), &batch, &iters]);
+                let allocator = set_allocator(&mut cmd, side.tuned);
                 let r: Record = measure(&mut cmd)?;
+                if side.reference && fwdbwd_flop.is_none() {
+                    fwdbwd_flop = r.fwdbwd_flop;
+                }
+                let (gflops, share) = flop_cells(fwdbwd_flop, r.fwdbwd_ms, peak_gflops);
                 let values = [rate(r.fwd_ms), rate(r.fwdbwd_ms), r.peak_mb.unwrap_or(f64::NAN)];
                 if side.reference && !side.tuned {
                     base = Some(values);
@@ -494,7 +587,7 @@ pub fn run(args: &Args) -> Result<()> {
                 let ratio =
                     |i: usize| base.map_or("–".into(), |b| format!("{:.2}x", values[i] / b[i]));
                 let row = format!(
-                    "| {config} | {b} | {} | {allocator} | {:.2} M | {:.2} | {} | {:.2} | {} | {like} | {:.0} | {} |\n",
+                    "| {config} | {b} | {} | {allocator} | {:.2} M | {:.2} | {} | {:.2} | {} | {like} | {gflops} | {share} | {:.0} | {} |\n",
                     side.name,
                     r.params as f64 / 1e6,
                     values[0],
@@ -510,4 +603,42 @@ pub fn run(args: &Args) -> Result<()> {
         }
     }
     write_table(args, out_name, &md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flop_cells_rate_share_and_dashes() {
+        // 2 GFLOP in 100 ms = 20 GFLOP/s, 20 / 80 = 25 %
+        assert_eq!(flop_cells(Some(2e9), 100.0, Some(80.0)), ("20.0".into(), "25.0%".into()));
+        // rounding to one decimal: 1 GFLOP in 30 ms = 33.33 GFLOP/s, of 70 = 47.62 %
+        assert_eq!(flop_cells(Some(1e9), 30.0, Some(70.0)), ("33.3".into(), "47.6%".into()));
+        assert_eq!(flop_cells(Some(1e6), 1000.0, Some(70.0)), ("0.0".into(), "0.0%".into()));
+        // no count (no reference side, an older reference script): both cells a dash
+        assert_eq!(flop_cells(None, 100.0, Some(80.0)), ("–".into(), "–".into()));
+        assert_eq!(flop_cells(Some(0.0), 100.0, Some(80.0)), ("–".into(), "–".into()));
+        assert_eq!(flop_cells(Some(2e9), f64::NAN, Some(80.0)), ("–".into(), "–".into()));
+        // no peak (a bundle without --sgemm-peak): the rate, and a dash for the share
+        assert_eq!(flop_cells(Some(2e9), 100.0, None), ("20.0".into(), "–".into()));
+        assert_eq!(flop_cells(Some(2e9), 100.0, Some(0.0)), ("20.0".into(), "–".into()));
+    }
+
+    #[test]
+    fn records_of_older_builds_still_parse() {
+        let old: Record = serde_json::from_str(
+            r#"{"fwd_ms": 2.0, "fwdbwd_ms": 5.0, "peak_mb": 10.0, "params": 3}"#,
+        )
+        .unwrap();
+        assert_eq!(old.fwdbwd_flop, None);
+        let new: Record = serde_json::from_str(
+            r#"{"fwd_ms": 2.0, "fwdbwd_ms": 5.0, "peak_mb": null, "params": 3, "fwd_flop": 1e9, "fwdbwd_flop": 3e9}"#,
+        )
+        .unwrap();
+        assert_eq!(new.fwdbwd_flop, Some(3e9));
+        let peak: SgemmRecord =
+            serde_json::from_str(r#"{"n": 2048, "ms": 250.0, "gflops": 68.7}"#).unwrap();
+        assert_eq!((peak.n, peak.gflops, peak.threads), (2048, 68.7, None));
+    }
 }
