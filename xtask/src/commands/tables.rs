@@ -1,6 +1,6 @@
 //! `cargo xtask tables`: rebuild `docs/results/*.md` (one page per kind of task) from the runs on
-//! disk, through `nfn tables`, which reads each run's `summary.json`. The pages are never edited by
-//! hand.
+//! disk, through `nfn tables`, which reads each run's `summary.json`, and the learning-curve PNGs
+//! of [`CURVES`] through `nfn curves`. The pages and pictures are never edited by hand.
 
 use std::path::PathBuf;
 
@@ -19,7 +19,44 @@ pub struct Args {
     pub out: PathBuf,
 }
 
-/// Rebuild the pages.
+/// A learning-curve PNG of the results pages: runs side by side, one metric against the step.
+struct Curve {
+    /// The PNG's file name in the pages' folder.
+    file: &'static str,
+    /// `split:name` of the records (`nfn curves --metric`).
+    metric: &'static str,
+    /// The plot's title.
+    title: &'static str,
+    /// `(label, run folder name)` of each series.
+    series: &'static [(&'static str, &'static str)],
+}
+
+/// The curves the README and the pages show: each full-data run beside the smaller runs of the
+/// same model.
+const CURVES: &[Curve] = &[
+    Curve {
+        file: "inr2array_fashion_full_val_mse.png",
+        metric: "val:mse",
+        title: "Inr2Array encoder, FashionMNIST: validation MSE (256 val INRs)",
+        series: &[
+            ("full set, 165k train INRs", "inr2array_fashion_full"),
+            ("12k", "inr2array_fashion_12k"),
+            ("12k + 3000 reference-recipe", "inr2array_fashion_12k_mixenc"),
+        ],
+    },
+    Curve {
+        file: "inr2array_fashion_cls_full_val_accuracy.png",
+        metric: "val:accuracy",
+        title: "Inr2Array latent classifier, FashionMNIST: validation accuracy (%)",
+        series: &[
+            ("full set, 165k train INRs", "inr2array_fashion_cls_full"),
+            ("12k", "inr2array_fashion_cls_12k"),
+            ("12k + 3000 reference-recipe", "inr2array_fashion_cls_12k_mixenc"),
+        ],
+    },
+];
+
+/// Rebuild the pages and the curves whose runs are all on disk (the others are named and left).
 pub fn run(args: &Args) -> Result<()> {
     let (runs, out) = (root().join(&args.runs), root().join(&args.out));
     super::nfn::run_nfn(&[
@@ -28,5 +65,30 @@ pub fn run(args: &Args) -> Result<()> {
         runs.as_os_str(),
         "--out".as_ref(),
         out.as_os_str(),
-    ])
+    ])?;
+    for curve in CURVES {
+        let missing: Vec<&str> = curve
+            .series
+            .iter()
+            .map(|(_, run)| *run)
+            .filter(|run| !runs.join(run).join("summary.json").exists())
+            .collect();
+        if !missing.is_empty() {
+            eprintln!(
+                "xtask: {} left as it is: no finished run {}",
+                curve.file,
+                missing.join(", ")
+            );
+            continue;
+        }
+        let mut a: Vec<String> = vec!["curves".into()];
+        for (label, run) in curve.series {
+            a.push("--series".into());
+            a.push(format!("{label}={}", runs.join(run).display()));
+        }
+        a.extend(["--metric", curve.metric, "--title", curve.title].map(String::from));
+        a.extend(["--out".into(), out.join(curve.file).display().to_string()]);
+        super::nfn::run_nfn(&a)?;
+    }
+    Ok(())
 }
