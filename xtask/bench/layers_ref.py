@@ -130,15 +130,16 @@ class CrossAttnReadout(nn.Module):
 class Encoder(nn.Module):
     """The Inr2Array encoder as notes/reference-bench.md composes it from the package's layers:
     GaussFF(128, scale 3) -> LearnedPosEmbedding(256) -> 6 x Block(256, 4 heads, ff x4) ->
-    FlattenWeights -> cross-attention read-out to 16 x 256."""
+    FlattenWeights -> cross-attention read-out to 16 x 256. The keywords give the other sizes of
+    our `EncoderConfig` (`step_ref.py` builds the CPU-sized one: C 64, 2 blocks, 16 x 64)."""
 
-    def __init__(self, spec, blocks=6, c=256):
+    def __init__(self, spec, blocks=6, c=256, heads=4, ff=4, latents=16, d=256):
         super().__init__()
         self.trunk = Seq(L.GaussianFourierFeatureTransform(spec, 1, mapping_size=c // 2, scale=3),
                          L.LearnedPosEmbedding(spec, c),
-                         *[Block(spec, c, 4, 4, 0.0) for _ in range(blocks)],
+                         *[Block(spec, c, heads, ff, 0.0) for _ in range(blocks)],
                          L.FlattenWeights(spec))
-        self.readout = CrossAttnReadout(c)
+        self.readout = CrossAttnReadout(c, m=latents, d=d)
 
     def forward(self, x):
         return self.readout(self.trunk(x))

@@ -45,8 +45,8 @@ enum Command {
     /// PNG of Inr2Array reconstructions of a pretraining run (through `nfn show`).
     Show(commands::show::Args),
     /// Side-by-side benchmarks against the PyTorch reference (`layers`, `inr2array`, `edit`, `fit`,
-    /// `zoo`, `learn`).
-    Bench(commands::bench::Args),
+    /// `zoo`, `learn`, `step`).
+    Bench(Box<commands::bench::Args>),
     /// Copy trained runs into the pretrained models shipped with nfn (`crates/nfn-cli/pretrained/`),
     /// with their model card.
     ShipPretrained(commands::ship_pretrained::Args),

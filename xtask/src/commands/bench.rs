@@ -1,4 +1,5 @@
-//! `cargo xtask bench layers|inr2array|edit|fit|zoo|learn` (`learn`: see [`super::bench_learn`]). `layers`: our layers and the PyTorch reference
+//! `cargo xtask bench layers|inr2array|edit|fit|zoo|learn|step` (`learn`: see [`super::bench_learn`];
+//! `step`: whole training steps, see [`super::bench_step`]). `layers`: our layers and the PyTorch reference
 //! (`nfn==0.1.2`) on the same machine in the same run, one process per configuration (so peak
 //! memory belongs to it), as a table with the ratios, printed and written to
 //! `docs/bench/layers.md`. `inr2array`: the same for the paper's Inr2Array encoder, each side
@@ -11,7 +12,7 @@
 //! On a machine with an NVIDIA GPU (or with `NFN_DEVICE=cuda`, see [`crate::gpu`]) `layers`,
 //! `inr2array` and `edit` build `bench_layers` with `--features cuda` and run both sides on the GPU
 //! (the reference scripts get `--device`); `fit` runs the PyTorch side there (ours, the
-//! `fit_bench` example, stays on the CPU); `zoo` stays on the CPU. `--out` writes elsewhere than
+//! `fit_bench` example, stays on the CPU); `zoo` and `step` stay on the CPU. `--out` writes elsewhere than
 //! `docs/bench/` (the GPU check does, to keep the CPU tables).
 
 use std::fmt::Write as _;
@@ -27,16 +28,17 @@ use crate::util::{cargo, root, run as sh};
 /// Options of `bench`.
 #[derive(clap::Args, Clone)]
 pub struct Args {
-    /// What to benchmark: `layers`, `inr2array`, `edit`, `fit`, `zoo` or `learn`.
+    /// What to benchmark: `layers`, `inr2array`, `edit`, `fit`, `zoo`, `learn` or `step`.
     pub what: String,
     /// Timed iterations per measurement (the median is reported; one warm-up run precedes them).
     #[arg(long, default_value_t = 5)]
     pub iters: usize,
     /// Configurations (default for `layers`: all layer rows of the reference bench; for
-    /// `inr2array`: `inr2array_encoder`).
+    /// `inr2array`: `inr2array_encoder`; for `step`, the models: `nft,inr2array`).
     #[arg(long, value_delimiter = ',')]
     pub configs: Option<Vec<String>>,
-    /// Batch sizes (default: 32,128 for `layers`, 32 for `inr2array`).
+    /// Batch sizes (default: 32,128 for `layers`, 32 for `inr2array`; for `step` 32,16,64,128: the
+    /// first for the rows of both sides, the others for rows of ours only).
     #[arg(long, value_delimiter = ',')]
     pub batches: Option<Vec<i64>>,
     /// Skip the PyTorch reference side.
@@ -54,7 +56,7 @@ pub struct Args {
     /// `zoo`: optimizer steps per CNN.
     #[arg(long, default_value_t = 50)]
     pub zoo_steps: usize,
-    /// `learn`: the INR set both sides train on.
+    /// `learn`, `step`: the INR set both sides train on.
     #[arg(long, default_value = "data/inrs/fashion-mnist-12k")]
     pub learn_inrs: PathBuf,
     /// `learn`: optimizer steps per run.
@@ -84,6 +86,16 @@ pub struct Args {
     /// (both sides LibTorch's) or `torch` (both PyTorch's).
     #[arg(long, default_value = "native", value_parser = ["native", "kaiming", "torch"])]
     pub learn_head_init: String,
+    /// `step`: timed optimizer steps per row, after the `--step-warmup` untimed ones.
+    #[arg(long, default_value_t = 100)]
+    pub step_steps: u64,
+    /// `step`: untimed warm-up steps before the timed ones, on both sides.
+    #[arg(long, default_value_t = 10)]
+    pub step_warmup: u64,
+    /// `step`: LibTorch intra-op threads: the first for the rows of both sides, the others for
+    /// rows of ours only (at the first batch).
+    #[arg(long, value_delimiter = ',', default_value = "2,1")]
+    pub step_threads: Vec<usize>,
     /// Where the markdown table goes (default: `docs/bench/<what>.md`; `learn` writes its PNGs
     /// beside it).
     #[arg(long)]
@@ -95,7 +107,7 @@ pub struct Args {
 }
 
 /// Write the table `md` to `--out` or `docs/bench/<default>`.
-fn write_table(args: &Args, default: &str, md: &str) -> Result<()> {
+pub(super) fn write_table(args: &Args, default: &str, md: &str) -> Result<()> {
     let path = root().join(args.out.as_deref().unwrap_or(&Path::new("docs/bench").join(default)));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {dir:?}"))?;
@@ -157,7 +169,7 @@ fn flop_cells(flop: Option<f64>, ms: f64, peak_gflops: Option<f64>) -> (String, 
 
 /// Clear the allocator variables of `cmd` and put it under the tuned allocator (`tuned`) or the
 /// C library's defaults, as the rows of a side run; returns the allocator's name for the table.
-fn set_allocator(cmd: &mut Command, tuned: bool) -> &'static str {
+pub(super) fn set_allocator(cmd: &mut Command, tuned: bool) -> &'static str {
     cmd.env_remove("LD_PRELOAD")
         .env_remove("MALLOC_CONF")
         .env_remove("GLIBC_TUNABLES")
@@ -416,27 +428,32 @@ pub fn tuned_malloc_env() -> (&'static str, Vec<(&'static str, &'static str)>) {
 }
 
 /// One side of a comparison: the reference or ours, under the tuned or the system allocator.
-struct Side {
-    name: &'static str,
-    reference: bool,
-    tuned: bool,
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Side {
+    /// The side as the table names it.
+    pub name: &'static str,
+    /// The PyTorch reference (else ours).
+    pub reference: bool,
+    /// Under the tuned allocator (else the C library's defaults).
+    pub tuned: bool,
 }
 
 impl Side {
-    const fn new(name: &'static str, reference: bool, tuned: bool) -> Self {
+    pub(super) const fn new(name: &'static str, reference: bool, tuned: bool) -> Self {
         Side { name, reference, tuned }
     }
 }
 
 /// Run the benchmark.
 pub fn run(args: &Args) -> Result<()> {
-    if args.prebuilt.is_some() && matches!(args.what.as_str(), "fit" | "zoo" | "learn") {
+    if args.prebuilt.is_some() && matches!(args.what.as_str(), "fit" | "zoo" | "learn" | "step") {
         bail!("bench {}: --prebuilt works for layers, inr2array and edit only", args.what);
     }
     let (default_configs, default_batches, sides, out_name): (&[&str], &[i64], Vec<Side>, _) =
         match args.what.as_str() {
             "fit" => return run_fit(args),
             "learn" => return super::bench_learn::run(args),
+            "step" => return super::bench_step::run(args),
             "zoo" => return run_zoo(args),
             "layers" => (
                 &["hnp128", "np128", "hnp512", "np512", "attention", "nft_block"],
@@ -472,7 +489,10 @@ pub fn run(args: &Args) -> Result<()> {
                 "edit.md",
             ),
             other => {
-                bail!("unknown benchmark {other:?}; available: layers, inr2array, edit, fit, zoo")
+                bail!(
+                    "unknown benchmark {other:?}; available: layers, inr2array, edit, fit, zoo, \
+                     learn, step"
+                )
             }
         };
     let configs: Vec<String> = args

@@ -101,7 +101,7 @@ struct RefSummary {
 }
 
 /// The model of `--learn-model` and its width.
-fn model(args: &Args) -> (&str, i64) {
+pub(super) fn model(args: &Args) -> (&str, i64) {
     let nft = args.learn_model == "nft";
     let width = args.learn_width.unwrap_or(if nft { 64 } else { 128 });
     (if nft { "nft" } else { "hnp" }, width)
@@ -162,7 +162,7 @@ fn head_words(args: &Args) -> &'static str {
 }
 
 /// The model in words, for the page.
-fn model_words(args: &Args) -> String {
+pub(super) fn model_words(args: &Args) -> String {
     match model(args) {
         ("nft", w) => format!(
             "our NFT INR classifier (Gaussian Fourier {} at scale 3, learned positional embedding, 2 \
@@ -181,21 +181,52 @@ fn model_words(args: &Args) -> String {
     }
 }
 
+/// The training loop of a generated classification config.
+pub(super) struct LoopSettings {
+    /// Training batch size.
+    pub batch: i64,
+    /// Optimizer steps.
+    pub steps: u64,
+    /// Validate every this many steps.
+    pub eval_every: u64,
+    /// Training-loss records every this many steps.
+    pub log_every: u64,
+    /// The run's seed (initial weights, dropout, batch order).
+    pub seed: u64,
+}
+
 /// The config of our side: the model of [`model_section`] and classify_siren's loop with this
 /// bench's budget.
 fn config(args: &Args, name: &str, seed: u64) -> String {
+    let settings = LoopSettings {
+        batch: 32,
+        steps: args.learn_steps,
+        eval_every: args.learn_eval_every,
+        log_every: log_every(args),
+        seed,
+    };
+    classifier_config(args, name, &settings)
+}
+
+/// A classification config of the model of [`model_section`] (`--learn-model`, `--learn-width`,
+/// `--learn-head-init`) on `--learn-inrs`, trained in classify_siren's loop (Adam at `--learn-lr`
+/// after `--learn-warmup` linear warm-up steps, then constant; no weight decay, no clipping).
+pub(super) fn classifier_config(args: &Args, name: &str, l: &LoopSettings) -> String {
     format!(
-        "# Written by `cargo xtask bench learn`: the model learn_ref.py builds, classify_siren's loop.\n\
-         name = \"{name}\"\n\n[data]\ninrs = \"{inrs}\"\nbatch_size = 32\neval_batch_size = 256\n\n\
+        "# Written by `cargo xtask bench {what}`: the model learn_ref.py builds, classify_siren's loop.\n\
+         name = \"{name}\"\n\n[data]\ninrs = \"{inrs}\"\nbatch_size = {batch}\neval_batch_size = 256\n\n\
          [model]\n{model}\n\
          [trainer]\nsteps = {steps}\neval_every = {every}\nlog_every = {log}\nseed = {seed}\n\
          objective = \"cross_entropy\"\n\
          optim = {{ lr = {lr:e}, weight_decay = 0.0, warmup_steps = {warmup}, schedule = \"constant\" }}\n",
+        what = args.what,
         inrs = args.learn_inrs.display(),
+        batch = l.batch,
         model = model_section(args),
-        steps = args.learn_steps,
-        every = args.learn_eval_every,
-        log = log_every(args),
+        steps = l.steps,
+        every = l.eval_every,
+        log = l.log_every,
+        seed = l.seed,
         lr = args.learn_lr,
         warmup = args.learn_warmup,
     )

@@ -1,6 +1,7 @@
 //! One module per xtask command.
 pub mod bench;
 pub mod bench_learn;
+pub mod bench_step;
 pub mod convert_inrs;
 pub mod demo;
 pub mod download;

@@ -2,6 +2,7 @@
 //! with `--features cuda` when the machine has an NVIDIA GPU (see [`crate::gpu`]).
 
 use std::ffi::OsStr;
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
@@ -25,6 +26,22 @@ impl Nfn {
         eprintln!("xtask: {}", accel.line("nfn"));
         super::setup::run(&super::setup::Args { reference: false })?;
         Ok(Nfn { features: gpu::cargo_features(&accel) })
+    }
+
+    /// Build the release `nfn` binary (`cargo build --release -p nfn-cli [--features cuda] --bin
+    /// nfn`) and return its path, for a caller that runs it itself (under an allocator of its
+    /// choosing, as `cargo xtask bench step` does, which `cargo run` would impose on cargo too).
+    ///
+    /// # Errors
+    /// When the build fails.
+    pub fn build(&self) -> Result<PathBuf> {
+        crate::util::run(
+            cargo()
+                .args(["build", "--release", "--quiet", "--package", "nfn-cli"])
+                .args(&self.features)
+                .args(["--bin", "nfn"]),
+        )?;
+        Ok(crate::util::root().join("target/release/nfn"))
     }
 
     /// `cargo run --release -p nfn-cli [--features cuda] --bin nfn -- <args>`.
