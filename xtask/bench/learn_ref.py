@@ -37,13 +37,17 @@ from nfn import layers as L  # noqa: E402
 from torch import nn  # noqa: E402
 
 
-def options(argv):
-    opts = {"--model": "hnp", "--width": "128", "--lr": "1e-3", "--warmup": "100", "--log-every": "50",
+DEFAULTS = {"--model": "hnp", "--width": "128", "--lr": "1e-3", "--warmup": "100", "--log-every": "50",
             "--head-init": "torch"}
-    rest = []
-    i = 0
+
+
+def options(argv, defaults=None):
+    """(the positional arguments, `defaults` updated by the `--name value` pairs of `argv`); with
+    `defaults` empty, every `--name` but `--params` takes a value."""
+    defaults = DEFAULTS if defaults is None else defaults
+    opts, rest, i = dict(defaults), [], 0
     while i < len(argv):
-        if argv[i] in opts:
+        if argv[i] in opts or (not defaults and argv[i].startswith("--") and argv[i] != "--params"):
             opts[argv[i]] = argv[i + 1]
             i += 2
         else:

@@ -44,7 +44,7 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from layers_ref import Encoder, siren_batch  # noqa: E402  (sets 2 threads)
-from learn_ref import load_split, nft_classifier, rows  # noqa: E402
+from learn_ref import load_split, nft_classifier, options, rows  # noqa: E402
 
 OMEGA0 = 30.0
 
@@ -188,21 +188,8 @@ def siren_dims():
     return [(32, 2), (32, 32), (1, 32)]
 
 
-def options(argv):
-    """(the positional arguments, the `--name value` options)."""
-    opts, rest, i = {}, [], 0
-    while i < len(argv):
-        if argv[i].startswith("--") and argv[i] != "--params":
-            opts[argv[i]] = argv[i + 1]
-            i += 2
-        else:
-            rest.append(argv[i])
-            i += 1
-    return rest, opts
-
-
 def main():
-    args, opts = options(sys.argv[1:])
+    args, opts = options(sys.argv[1:], {})
     if args and args[0] == "--params":
         torch.manual_seed(0)
         spec = network_spec_from_wsfeat(siren_batch(1), set_all_dims=True)

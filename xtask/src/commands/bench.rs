@@ -625,6 +625,14 @@ pub fn run(args: &Args) -> Result<()> {
     write_table(args, out_name, &md)
 }
 
+/// `bench` options parsed from `words` (what follows `cargo xtask bench`), for the benches' tests.
+#[cfg(test)]
+pub(crate) fn parse_args(words: &[&str]) -> Result<Args, clap::Error> {
+    use clap::{Args as _, FromArgMatches as _};
+    let words = std::iter::once("bench").chain(words.iter().copied());
+    Args::from_arg_matches(&Args::augment_args(clap::Command::new("bench")).try_get_matches_from(words)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

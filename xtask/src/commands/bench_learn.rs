@@ -591,18 +591,11 @@ fn page(
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
+    use crate::commands::bench::parse_args;
 
     fn args(extra: &[&str]) -> Args {
-        Cli::try_parse_from(["bench", "learn"].iter().chain(extra)).unwrap().args
+        parse_args(&[&["learn"], extra].concat()).unwrap()
     }
 
     #[test]
@@ -626,7 +619,7 @@ mod tests {
         assert_eq!(model["channels"].as_integer(), Some(64));
         assert_eq!(model["readout"]["cross_attention"]["latent_dim"].as_integer(), Some(64));
         assert_eq!(cfg["trainer"]["steps"].as_integer(), Some(7));
-        assert!(Cli::try_parse_from(["bench", "learn", "--learn-model", "np"]).is_err());
+        assert!(parse_args(&["learn", "--learn-model", "np"]).is_err());
 
         // head initialisation: ours written only where it is not our default
         assert!(model["head"].get("init").is_none());
@@ -640,7 +633,7 @@ mod tests {
             .is_none());
         assert_eq!(head_inits(&kaiming).1, "tch", "the PyTorch side re-draws its head");
         assert_eq!(head_inits(&args(&[])), ("kaiming", "torch", ""));
-        assert!(Cli::try_parse_from(["bench", "learn", "--learn-head-init", "xavier"]).is_err());
+        assert!(parse_args(&["learn", "--learn-head-init", "xavier"]).is_err());
     }
 
     fn outcome(test: f64, curve: &[f64]) -> Outcome {

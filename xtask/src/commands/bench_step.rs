@@ -548,18 +548,11 @@ pub fn run(args: &Args) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
+    use crate::commands::bench::parse_args;
 
     fn args(extra: &[&str]) -> Args {
-        Cli::try_parse_from(["bench", "step"].iter().chain(extra)).unwrap().args
+        parse_args(&[&["step"], extra].concat()).unwrap()
     }
 
     #[test]

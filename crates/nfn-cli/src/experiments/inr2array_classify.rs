@@ -139,8 +139,9 @@ impl EncoderStamp {
     }
 
     /// Check `file` (a stamp written by an earlier extraction or training) against `self`, or
-    /// write `self` there if there is none. `what` says what the file belongs to, for the error.
-    fn check(self, file: &Path, what: &str) -> Result<()> {
+    /// write `self` there if there is none. `what` says what the file belongs to and `remedy` what
+    /// to do about a mismatch, for the error.
+    fn check(self, file: &Path, what: &str, remedy: &str) -> Result<()> {
         match std::fs::read_to_string(file) {
             Ok(text) => {
                 let old: EncoderStamp = serde_json::from_str(&text)
@@ -148,14 +149,9 @@ impl EncoderStamp {
                 if old != self {
                     bail!(
                         "{what} was made with the encoder run's checkpoint of step {}; the run now \
-                         selects step {} (it was trained on): {}",
+                         selects step {} (it was trained on): {remedy}",
                         old.best_step,
                         self.best_step,
-                        if what.starts_with("classifier") {
-                            "train a classifier under a new name"
-                        } else {
-                            "move the folder aside and extract the latents again"
-                        }
                     );
                 }
                 Ok(())
@@ -171,27 +167,33 @@ impl EncoderStamp {
     }
 }
 
-/// Check the latent cache of `cfg`'s encoder run against the run's selected checkpoint (a cache
-/// without a stamp is from before stamps and taken as the current one's).
-fn check_cache(cfg: &ClassifyConfig) -> Result<EncoderStamp> {
-    let stamp = EncoderStamp::of(&cfg.encoder_run)?;
+/// Check the latent cache of `cfg`'s encoder run against `stamp`, the run's selected checkpoint (a
+/// cache without a stamp is from before stamps and taken as the current one's).
+fn check_cache(cfg: &ClassifyConfig, stamp: EncoderStamp) -> Result<()> {
     let cache = cfg.encoder_run.join("latents");
     std::fs::create_dir_all(&cache).with_context(|| format!("creating {cache:?}"))?;
-    stamp.check(&cache.join("encoder.json"), &format!("the latent cache {cache:?}"))?;
-    Ok(stamp)
+    let what = format!("the latent cache {cache:?}");
+    let remedy = "move the folder aside and extract the latents again";
+    stamp.check(&cache.join("encoder.json"), &what, remedy)
 }
 
-/// Check that the classifier `run` is (or will be) trained on its encoder run's selected checkpoint
-/// now: the first training records it in `<run>/encoder.json`.
-fn check_classifier(run: &Run, cfg: &ClassifyConfig) -> Result<()> {
+/// Check that the classifier `run` is (or will be) trained on `stamp`, its encoder run's selected
+/// checkpoint now: the first training records it in `<run>/encoder.json`.
+fn check_classifier(run: &Run, stamp: EncoderStamp) -> Result<()> {
     let what = format!("classifier {:?}", run.path());
-    EncoderStamp::of(&cfg.encoder_run)?.check(&run.path().join("encoder.json"), &what)
+    let remedy = "train a classifier under a new name";
+    stamp.check(&run.path().join("encoder.json"), &what, remedy)
 }
 
-/// The latents of every split (train, val, test), extracted with the config's encoder run.
-fn all_latents(cfg: &ClassifyConfig, device: Device) -> Result<([(Tensor, Tensor); 3], String)> {
+/// The latents of every split (train, val, test), extracted with the config's encoder run, whose
+/// selected checkpoint is `stamp`.
+fn all_latents(
+    cfg: &ClassifyConfig,
+    stamp: EncoderStamp,
+    device: Device,
+) -> Result<([(Tensor, Tensor); 3], String)> {
     let (pre, set, _enc_vs, autoencoder) = encoder_for(cfg, device)?;
-    check_cache(cfg)?;
+    check_cache(cfg, stamp)?;
     let latents = [Split::Train, Split::Val, Split::Test].map(|split| {
         let copies = with_copies(cfg, split);
         split_latents(&autoencoder, (&set, split, copies, &latent_dir(cfg, split)), cfg, device)
@@ -217,7 +219,7 @@ fn all_latents(cfg: &ClassifyConfig, device: Device) -> Result<([(Tensor, Tensor
 pub fn extract_part(cfg: &ClassifyConfig, part: Shard) -> Result<()> {
     let device = device();
     let (_, set, _enc_vs, autoencoder) = encoder_for(cfg, device)?;
-    check_cache(cfg)?;
+    check_cache(cfg, EncoderStamp::of(&cfg.encoder_run)?)?;
     for split in Split::ALL {
         let (copies, dir) = (with_copies(cfg, split), latent_dir(cfg, split));
         extract_split(&autoencoder, (&set, split, copies, &dir), cfg, device, part)?;
@@ -228,9 +230,11 @@ pub fn extract_part(cfg: &ClassifyConfig, part: Shard) -> Result<()> {
 /// Train the latent classifier of `cfg` in `<runs>/<name>/`, resuming it if it holds a checkpoint.
 pub fn train(cfg: &ClassifyConfig, runs: &Path) -> Result<RunSummary> {
     let run = Run::claim(runs.join(&cfg.name), cfg)?;
-    check_classifier(&run, cfg)?;
+    let stamp = EncoderStamp::of(&cfg.encoder_run)?;
+    check_classifier(&run, stamp)?;
     let device = device();
-    let ([(train_z, train_y), (val_z, val_y), (test_z, test_y)], inrs) = all_latents(cfg, device)?;
+    let ([(train_z, train_y), (val_z, val_y), (test_z, test_y)], inrs) =
+        all_latents(cfg, stamp, device)?;
     tch::manual_seed(cfg.trainer.seed as i64);
     let mut vs = VarStore::new(device);
     let model = TransformerClassifier::new(&vs.root(), &cfg.model)?;
@@ -265,9 +269,10 @@ pub fn train(cfg: &ClassifyConfig, runs: &Path) -> Result<RunSummary> {
 /// Evaluate the best classifier of `run` on the test latents.
 pub fn eval(run: &Run) -> Result<Evaluation> {
     let cfg = ClassifyConfig::read(&run.config())?;
-    check_classifier(run, &cfg)?;
+    let stamp = EncoderStamp::of(&cfg.encoder_run)?;
+    check_classifier(run, stamp)?;
     let device = device();
-    let ([_, _, (test_z, test_y)], _) = all_latents(&cfg, device)?;
+    let ([_, _, (test_z, test_y)], _) = all_latents(&cfg, stamp, device)?;
     let mut vs = VarStore::new(device);
     let model = TransformerClassifier::new(&vs.root(), &cfg.model)?;
     let test = latent_batches(&test_z, &test_y, cfg.data.eval_batch_size, device);
@@ -295,7 +300,7 @@ impl TrainedLatentClassifier {
     /// An unreadable config, a missing encoder run or checkpoint, each named.
     pub fn load(run: &Run) -> Result<Self> {
         let cfg = ClassifyConfig::read(&run.config())?;
-        check_classifier(run, &cfg)?;
+        check_classifier(run, EncoderStamp::of(&cfg.encoder_run)?)?;
         let device = device();
         let (_, set, enc_vs, autoencoder) = encoder_for(&cfg, device)?;
         let mut vs = VarStore::new(device);

@@ -63,18 +63,19 @@ impl Run {
     /// and dropout are seeded per step). Returns the old budget. A cosine schedule is never
     /// extended: its rate at every step depends on the total.
     pub fn extends(old: &toml::Table, new: &toml::Table) -> Option<i64> {
-        let trainer = |t: &toml::Table| t.get("trainer").and_then(toml::Value::as_table).cloned();
-        let (mut a, mut b) = (trainer(old)?, trainer(new)?);
-        let steps = |t: &mut toml::Table| t.remove("steps").and_then(|v| v.as_integer());
-        let (from, to) = (steps(&mut a)?, steps(&mut b)?);
-        let schedule = a.get("optim").and_then(|o| o.get("schedule")).and_then(toml::Value::as_str);
-        let rest_equal = a == b && {
-            let (mut x, mut y) = (old.clone(), new.clone());
-            x.remove("trainer");
-            y.remove("trainer");
-            x == y
-        };
-        (rest_equal && to > from && schedule == Some("constant")).then_some(from)
+        fn trainer(t: &toml::Table) -> Option<&toml::Table> {
+            t.get("trainer")?.as_table()
+        }
+        let steps = |t: &toml::Table| trainer(t)?.get("steps")?.as_integer();
+        let (from, to) = (steps(old)?, steps(new)?);
+        let schedule = trainer(old)?.get("optim").and_then(|o| o.get("schedule"));
+        // The new config with the old budget must be the old config.
+        let mut same_budget = new.clone();
+        if let Some(toml::Value::Table(t)) = same_budget.get_mut("trainer") {
+            t.insert("steps".into(), toml::Value::Integer(from));
+        }
+        let constant = schedule.and_then(toml::Value::as_str) == Some("constant");
+        (same_budget == *old && to > from && constant).then_some(from)
     }
 
     /// An existing run folder (one that holds a `config.toml`), for evaluation.
