@@ -54,6 +54,16 @@ const CURVES: &[Curve] = &[
             ("12k + 3000 reference-recipe", "inr2array_fashion_cls_12k_mixenc"),
         ],
     },
+    Curve {
+        file: "fmnist_direct_full_val_accuracy.png",
+        metric: "val:accuracy",
+        title: "Classifiers on the weights, FashionMNIST full set: validation accuracy (%)",
+        series: &[
+            ("NFN-HNP 128 x 3", "fmnist_nfn_hnp_full"),
+            ("NFT 64 x 2", "fmnist_nft_full"),
+            ("Inr2Array latent classifier", "inr2array_fashion_cls_full"),
+        ],
+    },
 ];
 
 /// Rebuild the pages and the curves whose runs are all on disk (the others are named and left).
