@@ -630,7 +630,9 @@ pub fn run(args: &Args) -> Result<()> {
 pub(crate) fn parse_args(words: &[&str]) -> Result<Args, clap::Error> {
     use clap::{Args as _, FromArgMatches as _};
     let words = std::iter::once("bench").chain(words.iter().copied());
-    Args::from_arg_matches(&Args::augment_args(clap::Command::new("bench")).try_get_matches_from(words)?)
+    Args::from_arg_matches(
+        &Args::augment_args(clap::Command::new("bench")).try_get_matches_from(words)?,
+    )
 }
 
 #[cfg(test)]
