@@ -40,6 +40,14 @@ pub(crate) fn check_channels(c_in: i64, c_out: i64) -> Result<()> {
     Ok(())
 }
 
+/// The mean of `xs` over `dims` (dropped), as a sum scaled on the reduced side: its gradient is
+/// then a broadcast view of the small gradient instead of a full-size division.
+pub(crate) fn mean_over(xs: &Tensor, dims: &[i64]) -> Tensor {
+    let size = xs.size();
+    let count: i64 = dims.iter().map(|&d| size[d as usize]).product();
+    xs.sum_dim_intlist(dims, false, None) * (1.0 / count as f64)
+}
+
 /// The summary statistics of design.md §3.1 over folded weights, per layer `l`.
 #[derive(Debug)]
 pub(crate) struct Summary {
@@ -59,8 +67,8 @@ impl Summary {
     /// Statistics of already folded weights and biases.
     pub fn new(w: Vec<Tensor>, b: Vec<Tensor>) -> Self {
         // A_l: [b, C_l, n_in]; E_l: [b, C_l, n_out]
-        let a: Vec<Tensor> = w.iter().map(|w| w.mean_dim(2, false, None)).collect();
-        let e: Vec<Tensor> = w.iter().map(|w| w.mean_dim(3, false, None)).collect();
+        let a: Vec<Tensor> = w.iter().map(|w| mean_over(w, &[2])).collect();
+        let e: Vec<Tensor> = w.iter().map(|w| mean_over(w, &[3])).collect();
         let means = a.iter().map(|a| a.mean_dim(2, false, None)); // [b, C_l]
         let bias_means = b.iter().map(|b| b.mean_dim(2, false, None)); // [b, c]
         let g = Tensor::cat(&means.chain(bias_means).collect::<Vec<_>>(), 1); // [b, c (Σk + L)]

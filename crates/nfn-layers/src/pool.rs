@@ -8,6 +8,7 @@ use tch::Tensor;
 
 use crate::error::{Error, Result};
 use crate::module::WsReadoutT;
+use crate::np_linear::mean_over;
 
 /// Flatten per-tensor pieces `[b, c, ...]` into `[b, c * Σ count]`, channel-major.
 fn cat_channel_major(pieces: Vec<Tensor>, b: i64) -> Tensor {
@@ -43,7 +44,7 @@ impl WsReadoutT for NpPool {
             .iter()
             .flat_map(|(w, b)| {
                 // [b, c(, kh, kw)] and [b, c, 1]
-                [w.mean_dim(&[2i64, 3][..], false, None).unsqueeze(2), b.mean_dim(2, true, None)]
+                [mean_over(w, &[2, 3]).unsqueeze(2), b.mean_dim(2, true, None)]
             })
             .collect();
         cat_channel_major(pieces, wsfeat.batch_size())
@@ -103,10 +104,10 @@ impl WsReadoutT for HnpPool {
             .flat_map(|(l, (w, b))| {
                 let bias_mean = b.mean_dim(2, true, None); // [b, c, 1]
                 match l {
-                    0 => [w.mean_dim(2, false, None), bias_mean], // [b, c, n_in(, kh, kw)]
+                    0 => [mean_over(w, &[2]), bias_mean], // [b, c, n_in(, kh, kw)]
                     // [b, c, n_out(, kh, kw)] and the full bias [b, c, n_out]
-                    l if l == last => [w.mean_dim(3, false, None), b.shallow_clone()],
-                    _ => [w.mean_dim(&[2i64, 3][..], false, None).unsqueeze(2), bias_mean],
+                    l if l == last => [mean_over(w, &[3]), b.shallow_clone()],
+                    _ => [mean_over(w, &[2, 3]).unsqueeze(2), bias_mean],
                 }
             })
             .collect();
