@@ -113,10 +113,16 @@ impl FirstMaps {
         let f = cat(&f); // [b, F, d_1]
         let (b, d1, n_in) = (f.size()[0], f.size()[2], s.w[0].size()[3]);
         let shift = self.row_global.forward_vec(&x.h).unsqueeze(2); // [b, k_0 c_out n_in, 1]
-        let z = self.row.forward_seq_add(&f, Some(&shift)); // [b, k_0 c_out n_in, d_1]
+        let b_shift = self.bias_global.forward_vec(&x.h).unsqueeze(2); // [b, c_out, 1]
+                                                                       // [b, k_0 c_out n_in, d_1], [b, c_out, d_1]
+        let (z, b_out) = ChannelAffine::forward_seq_pair(
+            &self.row,
+            &self.bias_row,
+            &f,
+            [Some(&shift), Some(&b_shift)],
+        );
         let w_out = z.reshape([b, -1, n_in, d1]).transpose(2, 3); // [b, k_0 c_out, d_1, n_in]
-        let shift = self.bias_global.forward_vec(&x.h).unsqueeze(2); // [b, c_out, 1]
-        (w_out, self.bias_row.forward_seq_add(&f, Some(&shift)))
+        (w_out, b_out)
     }
 }
 

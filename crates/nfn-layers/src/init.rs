@@ -112,6 +112,39 @@ impl ChannelAffine {
     pub fn forward_seq(&self, xs: &Tensor) -> Tensor {
         self.forward_seq_add(xs, None)
     }
+
+    /// Apply two maps to the same sequence as one map of the stacked outputs (one product over
+    /// the input instead of two), each output with its own `extra` as in [`Self::forward_seq_add`].
+    ///
+    /// # Shapes
+    /// `xs` `[b, c_in, n]` → (`[b, c_out_1, n]`, `[b, c_out_2, n]`)
+    pub fn forward_seq_pair(
+        first: &Self,
+        second: &Self,
+        xs: &Tensor,
+        extras: [Option<&Tensor>; 2],
+    ) -> (Tensor, Tensor) {
+        let (b, o1, o2) = (xs.size()[0], first.c_out(), second.c_out());
+        let both = ChannelAffine {
+            weight: Tensor::cat(&[&first.weight, &second.weight], 0),
+            bias: Tensor::cat(&[&first.bias, &second.bias], 0),
+        };
+        let extra = match extras {
+            [None, None] => None,
+            [a, c] => {
+                let fill = |e: Option<&Tensor>, o| match e {
+                    Some(e) => e.expand([b, o, 1], false),
+                    None => {
+                        Tensor::zeros([1, 1, 1], (xs.kind(), xs.device())).expand([b, o, 1], false)
+                    }
+                };
+                Some(Tensor::cat(&[fill(a, o1), fill(c, o2)], 1))
+            }
+        };
+        let ys = both.forward_seq_add(xs, extra.as_ref());
+        let mut parts = ys.split_with_sizes([o1, o2], 1).into_iter();
+        (parts.next().expect("two parts"), parts.next().expect("two parts"))
+    }
 }
 
 #[cfg(test)]

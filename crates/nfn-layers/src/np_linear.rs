@@ -170,13 +170,18 @@ impl NpMaps {
         // Everything but the pointwise term is constant along rows or columns.
         let shift = self.global.forward_vec(global) + &self.pointwise.bias; // [b, o]
         let rows = self.row.forward_seq_add(rowfeat, Some(&shift.unsqueeze(2))); // [b, o, n_in]
-        let cols = self.col.forward_seq(colfeat); // [b, o, n_out]
+        let b_global = self.bias_global.forward_vec(global).unsqueeze(2); // [b, c_out, 1]
+                                                                          // [b, o, n_out], [b, c_out, n_out]
+        let (cols, b_out) = ChannelAffine::forward_seq_pair(
+            &self.col,
+            &self.bias_col,
+            colfeat,
+            [None, Some(&b_global)],
+        );
         let broadcast = (rows.unsqueeze(2) + cols.unsqueeze(3)).reshape([b, o, n_out * n_in]);
         let weight = self.pointwise.weight.expand([b, o, c], false); // [b, o, C_l]
         let w_out = broadcast.baddbmm(&weight, &w.reshape([b, c, n_out * n_in]), 1.0, 1.0);
         let w_out = w_out.reshape([b, o, n_out, n_in]);
-        let b_global = self.bias_global.forward_vec(global).unsqueeze(2); // [b, c_out, 1]
-        let b_out = self.bias_col.forward_seq_add(colfeat, Some(&b_global)); // [b, c_out, n_out]
         (w_out, b_out)
     }
 }
