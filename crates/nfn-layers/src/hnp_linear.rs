@@ -114,13 +114,9 @@ impl FirstMaps {
         let (b, d1, n_in) = (f.size()[0], f.size()[2], s.w[0].size()[3]);
         let shift = self.row_global.forward_vec(&x.h).unsqueeze(2); // [b, k_0 c_out n_in, 1]
         let b_shift = self.bias_global.forward_vec(&x.h).unsqueeze(2); // [b, c_out, 1]
-                                                                       // [b, k_0 c_out n_in, d_1], [b, c_out, d_1]
-        let (z, b_out) = ChannelAffine::forward_seq_pair(
-            &self.row,
-            &self.bias_row,
-            &f,
-            [Some(&shift), Some(&b_shift)],
-        );
+        let extras = [Some(&shift), Some(&b_shift)];
+        // z [b, k_0 c_out n_in, d_1], b_out [b, c_out, d_1]
+        let (z, b_out) = ChannelAffine::forward_seq_pair(&self.row, &self.bias_row, &f, extras);
         let w_out = z.reshape([b, -1, n_in, d1]).transpose(2, 3); // [b, k_0 c_out, d_1, n_in]
         (w_out, b_out)
     }

@@ -183,6 +183,29 @@ mod tests {
     }
 
     #[test]
+    fn a_pair_of_maps_gives_what_each_map_gives_alone() {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let opts = (Kind::Double, Device::Cpu);
+        let double = |m: ChannelAffine| ChannelAffine {
+            weight: m.weight.to_kind(Kind::Double),
+            bias: m.bias.to_kind(Kind::Double),
+        };
+        // wide maps (the convolution path at n = 32) and narrow ones (the batched product)
+        for (c_in, outs) in [(160, [128, 64]), (6, [4, 3])] {
+            let first = double(default_map(&vs.root(), "a", c_in, outs[0]));
+            let second = double(default_map(&vs.root(), "b", c_in, outs[1]));
+            let xs = Tensor::randn([2, c_in, 32], opts);
+            let extra = Tensor::randn([2, outs[1], 1], opts);
+            for extras in [[None, Some(&extra)], [None, None]] {
+                let (y1, y2) = ChannelAffine::forward_seq_pair(&first, &second, &xs, extras);
+                assert!(y1.allclose(&first.forward_seq_add(&xs, extras[0]), 1e-10, 1e-10, false));
+                assert!(y2.allclose(&second.forward_seq_add(&xs, extras[1]), 1e-10, 1e-10, false));
+            }
+        }
+    }
+
+    #[test]
     fn the_convolution_and_batched_paths_agree_with_their_gradients() {
         // a map wide enough for the convolution path at short lengths, the batched path beyond
         tch::manual_seed(2);

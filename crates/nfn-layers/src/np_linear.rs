@@ -171,13 +171,10 @@ impl NpMaps {
         let shift = self.global.forward_vec(global) + &self.pointwise.bias; // [b, o]
         let rows = self.row.forward_seq_add(rowfeat, Some(&shift.unsqueeze(2))); // [b, o, n_in]
         let b_global = self.bias_global.forward_vec(global).unsqueeze(2); // [b, c_out, 1]
-                                                                          // [b, o, n_out], [b, c_out, n_out]
-        let (cols, b_out) = ChannelAffine::forward_seq_pair(
-            &self.col,
-            &self.bias_col,
-            colfeat,
-            [None, Some(&b_global)],
-        );
+        let extras = [None, Some(&b_global)];
+        // cols [b, o, n_out], b_out [b, c_out, n_out]
+        let (cols, b_out) =
+            ChannelAffine::forward_seq_pair(&self.col, &self.bias_col, colfeat, extras);
         let broadcast = (rows.unsqueeze(2) + cols.unsqueeze(3)).reshape([b, o, n_out * n_in]);
         let weight = self.pointwise.weight.expand([b, o, c], false); // [b, o, C_l]
         let w_out = broadcast.baddbmm(&weight, &w.reshape([b, c, n_out * n_in]), 1.0, 1.0);
