@@ -611,7 +611,7 @@ pub fn run(args: &Args) -> Result<()> {
             // FLOPs of one forward+backward, counted on the reference side (which runs first)
             let mut fwdbwd_flop: Option<f64> = None;
             let mut rounds: Vec<Vec<Record>> = sides.iter().map(|_| Vec::new()).collect();
-            let mut allocators = vec![String::new(); sides.len()];
+            let mut allocators = vec![""; sides.len()];
             for _ in 0..args.rounds {
                 for (i, side) in sides.iter().enumerate() {
                     let mut cmd = if side.reference {
@@ -622,7 +622,7 @@ pub fn run(args: &Args) -> Result<()> {
                         Command::new(&ours_bin)
                     };
                     cmd.args([config.as_str(), &batch, &iters]);
-                    allocators[i] = set_allocator(&mut cmd, side.tuned).to_string();
+                    allocators[i] = set_allocator(&mut cmd, side.tuned);
                     rounds[i].push(measure(&mut cmd)?);
                 }
             }
