@@ -1,6 +1,6 @@
 """`cargo xtask bench zoo`, PyTorch side: train Small CNN Zoo networks the two ways PyTorch offers.
 
-    .venv/bin/python xtask/bench/zoo_ref.py <loop|vmap> <networks> <steps> [batch=32]
+    .venv/bin/python xtask/bench/zoo_ref.py <loop|vmap|conv> <networks> <steps> [batch=32]
 
 The CNN is the zoo's (design.md §6.3) as `nfn make-zoo` trains it: conv 3x3 stride 2 pad 1,
 1 -> 16 -> 16 -> 16 channels, activation and dropout after each conv, global average pooling,
@@ -10,7 +10,9 @@ dropout in [0, 0.7], optimizer Adam / RMSProp / SGD with a log-uniform learning 
 order. `loop` trains the networks one after another, each with its own `torch.optim` optimizer
 (the reference zoo's way: one training process per network). `vmap` trains all of them at once:
 `torch.func.vmap` over `functional_call` with `torch.func.grad`, and the three optimizers as
-masked, vectorised updates. Prints one JSON line: CNNs/s (networks finishing `steps` steps per
+masked, vectorised updates. `conv` runs only the three grouped convolutions of the same networks
+(forward, then the backward to the weights and the hidden inputs), no activation, dropout, loss
+or update: the time every implementation built on LibTorch's convolutions pays. Prints one JSON line: CNNs/s (networks finishing `steps` steps per
 second of training), CNN-steps/s, and the settings. 2 threads.
 """
 import gzip
@@ -124,12 +126,29 @@ def run_vmap(hs, x, y, steps, batch):
     return time.perf_counter() - start
 
 
+def run_conv(hs, x, y, steps, batch):
+    n = len(hs)
+    torch.manual_seed(0)
+    shapes = [(16, 1), (16, 16), (16, 16)]
+    ws = [(torch.randn(n * o, i, 3, 3) * 0.1).requires_grad_() for o, i in shapes]
+    bs = [torch.zeros(n * o, requires_grad=True) for o, _ in shapes]
+    orders = torch.stack([torch.randperm(len(x)) for _ in range(n)])
+    start = time.perf_counter()
+    for s in range(steps):
+        idx = orders[:, s * batch:(s + 1) * batch].T.reshape(-1)  # [batch * n], batch-major
+        h = x[idx].view(batch, n, 28, 28)
+        for w, b in zip(ws, bs):
+            h = nn.functional.conv2d(h, w, b, stride=2, padding=1, groups=n)
+        torch.autograd.grad(h.sum(), ws + bs)
+    return time.perf_counter() - start
+
+
 def main():
     mode, n, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     batch = int(sys.argv[4]) if len(sys.argv) > 4 else 32
     x, y = images()
     hs = hypers(n)
-    seconds = (run_loop if mode == "loop" else run_vmap)(hs, x, y, steps, batch)
+    seconds = {"loop": run_loop, "vmap": run_vmap, "conv": run_conv}[mode](hs, x, y, steps, batch)
     print(json.dumps({"mode": mode, "networks": n, "steps": steps, "batch": batch,
                       "cnns_per_s": n / seconds, "cnn_steps_per_s": n * steps / seconds,
                       "train_s": seconds}))

@@ -100,7 +100,7 @@ fn labels_crc(labels: &Tensor) -> Result<u32> {
 /// small for one batch at the smallest train fraction); [`Error::Mismatch`] if `out_dir` holds
 /// parts of another zoo; LibTorch and I/O errors naming the file.
 ///
-/// Reseeds LibTorch's global generator (per group, for the dropout masks).
+/// On a GPU, reseeds LibTorch's global generator (per group, for the dropout masks drawn there).
 #[allow(clippy::too_many_arguments)]
 pub fn generate_parts(
     train_images: &Tensor,
@@ -204,7 +204,9 @@ fn train_group(
 ) -> Result<(Part, usize)> {
     let range = cfg.group_range(g);
     let hypers: Vec<ZooHyper> = range.clone().map(|i| cfg.space.sample(cfg.seed, i)).collect();
-    tch::manual_seed(stream_seed(cfg.seed, g, Stream::Dropout) as i64);
+    if cfg.device != Device::Cpu {
+        tch::manual_seed(stream_seed(cfg.seed, g, Stream::Dropout) as i64);
+    }
     let settings = TrainSettings {
         seed: cfg.seed,
         batch_size: cfg.batch_size,

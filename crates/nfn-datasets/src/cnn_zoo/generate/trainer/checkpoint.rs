@@ -6,8 +6,7 @@ use tch::{Device, Kind, Tensor};
 
 use nfn_weightspace::{evaluate_cnn, WeightSpaceFeatures};
 
-use super::{DeviceData, GroupTrainer, STRIDE};
-use crate::cnn_zoo::generate::hyper::ZooActivation;
+use super::{Block, DeviceData, GroupTrainer, STRIDE};
 use crate::cnn_zoo::generate::layout::{wsfeat_to_tf, zoo_layout};
 use crate::cnn_zoo::ZOO_NUM_PARAMS;
 use crate::error::Result;
@@ -35,17 +34,6 @@ impl GroupTrainer {
         Ok(WeightSpaceFeatures::new(ws, bs)?)
     }
 
-    /// Contiguous blocks `(start, len, activation)` of the internal order.
-    fn blocks(&self) -> Vec<(i64, i64, ZooActivation)> {
-        [
-            (0, self.n_relu, ZooActivation::Relu),
-            (self.n_relu, self.g - self.n_relu, ZooActivation::Tanh),
-        ]
-        .into_iter()
-        .filter(|b| b.1 > 0)
-        .collect()
-    }
-
     /// Summed cross-entropy and correct counts `[G]` over a chunk of images: `xs` `[p, 1, h, w]`
     /// shared with labels `ys` `[p]`, or per network `[G, p, 1, h, w]` with `[G, p]` and a
     /// validity mask `valid` `[G, p]`.
@@ -57,7 +45,7 @@ impl GroupTrainer {
         valid: Option<&Tensor>,
     ) -> Result<(Tensor, Tensor)> {
         let (mut ce_parts, mut ok_parts) = (Vec::new(), Vec::new());
-        for (start, len, act) in self.blocks() {
+        for Block { start, len, activation } in self.blocks() {
             let sub = wsfeat.map(|t| t.narrow(0, start, len));
             let (xs, ys, valid) = if xs.dim() == 5 {
                 (
@@ -68,7 +56,7 @@ impl GroupTrainer {
             } else {
                 (xs.shallow_clone(), ys.f_unsqueeze(0)?.f_expand([len, -1], false)?, None)
             };
-            let logits = evaluate_cnn(&sub, &xs, act.activation(), STRIDE)?; // [len, p, 10]
+            let logits = evaluate_cnn(&sub, &xs, activation.activation(), STRIDE)?; // [len, p, 10]
             let ce = logits
                 .f_log_softmax(-1, Kind::Float)?
                 .f_gather(2, &ys.f_unsqueeze(-1)?, false)?
