@@ -8,16 +8,16 @@ use std::path::Path;
 
 use nfn_datasets::cnn_zoo::generate::{
     generate_parts, merge_parts, part_path, sample_hyper, wsfeat_to_tf, zoo_layout, GenReport,
-    ZooGenConfig, ZooOptimizer, SPLIT_FILE,
+    ZooGenConfig, ZooOptimizer, GEN_MANIFEST, SPLIT_FILE,
 };
 use nfn_datasets::cnn_zoo::{load_cnn_zoo, tf_to_wsfeat, LayoutEntry, ZOO_NUM_PARAMS};
 use nfn_datasets::{Error, Split};
 use nfn_weightspace::{evaluate_cnn, Activation, WeightSpaceFeatures};
 use tch::{Kind, Tensor};
 
-/// LibTorch's random generator is global and tests run on parallel threads: the generator reseeds
-/// it per group for dropout and the data draw from it, so every test takes this lock (the
-/// byte-identical regeneration check is only meaningful without a concurrent draw).
+/// LibTorch's random generator is global and tests run on parallel threads: the data draw from it
+/// (and on a GPU the generator reseeds it per group for dropout), so every test takes this lock
+/// (the byte-identical regeneration check is only meaningful without a concurrent draw).
 static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn seeded() -> std::sync::MutexGuard<'static, ()> {
@@ -290,4 +290,34 @@ fn bad_configs_and_inputs_are_refused() {
     // Nothing generated: merging names the missing manifest.
     let err = merge_parts(dir.path()).unwrap_err();
     assert!(err.to_string().contains("config.json"), "{err}");
+}
+
+#[test]
+fn parts_of_another_trainer_version_are_not_mixed_in() {
+    let _guard = seeded();
+    let dir = tempfile::tempdir().unwrap();
+    let d = data();
+    let cfg =
+        ZooGenConfig { networks: 8, epochs: vec![0, 1], steps_per_epoch: Some(2), ..config() };
+    generate(dir.path(), &d, &cfg, (0, 1));
+    // A manifest written before the version field (trainer 0: LibTorch's dropout draws).
+    let path = dir.path().join("parts").join(GEN_MANIFEST);
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    manifest.as_object_mut().unwrap().remove("trainer");
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    let err = generate_parts(
+        &d.train.0,
+        &d.train.1,
+        &d.test.0,
+        &d.test.1,
+        &cfg,
+        dir.path(),
+        None,
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Mismatch { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("config.json") && text.contains("trainer version 0"), "{text}");
 }

@@ -39,7 +39,7 @@ mod merge;
 mod part;
 mod trainer;
 
-pub use config::{GenManifest, ZooDataInfo, ZooGenConfig, GEN_MANIFEST};
+pub use config::{GenManifest, ZooDataInfo, ZooGenConfig, GEN_MANIFEST, ZOO_TRAINER_VERSION};
 pub use driver::{generate_parts, greyscale, parts_dir, GenReport, ZooProgress};
 pub use hyper::{sample_hyper, HyperSpace, WeightInit, ZooActivation, ZooHyper, ZooOptimizer};
 pub use layout::{write_layout, wsfeat_to_tf, zoo_layout};

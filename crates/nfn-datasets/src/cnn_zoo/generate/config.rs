@@ -128,13 +128,22 @@ pub struct ZooDataInfo {
     pub test_labels_crc: u32,
 }
 
-/// `parts/config.json`: the configuration (without the device) and the data it ran on.
+/// The version of the batched trainer whose draws a zoo's parts hold: 1 draws the dropout masks
+/// from each network's own stream; 0 (manifests without the field) drew them from LibTorch's
+/// generator, so parts of the two differ for the same config and are not mixed.
+pub const ZOO_TRAINER_VERSION: u32 = 1;
+
+/// `parts/config.json`: the configuration (without the device), the data it ran on, and the
+/// trainer version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenManifest {
     /// The generation config.
     pub config: ZooGenConfig,
     /// The images.
     pub data: ZooDataInfo,
+    /// [`ZOO_TRAINER_VERSION`] of the trainer that made the parts (0 where absent).
+    #[serde(default)]
+    pub trainer: u32,
 }
 
 impl GenManifest {
@@ -164,7 +173,18 @@ impl GenManifest {
             })?;
             return Ok(());
         }
-        if Self::read(dir)? != *self {
+        let there = Self::read(dir)?;
+        if there.trainer != self.trainer {
+            return Err(Error::mismatch(
+                path,
+                format!(
+                    "the folder holds parts made by zoo trainer version {} (this is version {}: \
+                     other dropout draws); finish it with that nfn or use another folder",
+                    there.trainer, self.trainer
+                ),
+            ));
+        }
+        if there != *self {
             return Err(Error::mismatch(
                 path,
                 "the folder holds parts of another zoo (other config or images); use another folder",

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use tch::{Device, Kind, Tensor};
 
-use super::config::{GenManifest, ZooDataInfo, ZooGenConfig};
+use super::config::{GenManifest, ZooDataInfo, ZooGenConfig, ZOO_TRAINER_VERSION};
 use super::hyper::{stream_seed, Stream, ZooHyper};
 use super::part::{part_path, CheckpointRecord, NetworkRun, Part, PARTS_DIR};
 use super::trainer::{DeviceData, GroupTrainer, TrainSettings};
@@ -148,6 +148,7 @@ pub fn generate_parts(
             train_labels_crc: labels_crc(train_labels)?,
             test_labels_crc: labels_crc(&data.test_labels)?,
         },
+        trainer: ZOO_TRAINER_VERSION,
     };
     manifest.create_or_check(out_dir)?;
     let groups: Vec<usize> = (0..cfg.groups()).filter(|g| g % shard_n == shard_i).collect();

@@ -106,6 +106,8 @@ pub(crate) struct GroupTrainer {
     l2: Tensor,
     is_adam: Tensor,
     is_rms: Tensor,
+    /// `(optimizer, start, len)`: the runs of the internal order that share an optimizer.
+    runs: Vec<(ZooOptimizer, i64, i64)>,
     /// `[G]` the scale `1 / (1 - rate)` of each network's kept activations.
     keep_scale: Tensor,
     any_dropout: bool,
@@ -115,6 +117,8 @@ pub(crate) struct GroupTrainer {
     mask_buf: Vec<u8>,
     /// `[G]` bool: the network's weights have stayed finite.
     alive: Tensor,
+    /// Every entry of `alive` is true.
+    all_alive: bool,
 }
 
 /// Keras dropout keep masks `[b, n * 16, h, w]` as 1 (kept) or 0, written into `out`, for `n`
@@ -182,7 +186,15 @@ impl GroupTrainer {
                 }
             })
             .collect();
-        slots.sort_by_key(|s| s.hyper.activation != ZooActivation::Relu); // stable: ReLU first
+        // stable: ReLU first, then by optimizer (contiguous runs for the update)
+        slots.sort_by_key(|s| (s.hyper.activation != ZooActivation::Relu, s.hyper.optimizer as u8));
+        let mut runs: Vec<(ZooOptimizer, i64, i64)> = Vec::new();
+        for (i, slot) in slots.iter().enumerate() {
+            match runs.last_mut() {
+                Some((o, _, len)) if *o == slot.hyper.optimizer => *len += 1,
+                _ => runs.push((slot.hyper.optimizer, i as i64, 1)),
+            }
+        }
         let g = slots.len() as i64;
         let n_relu = slots.iter().filter(|s| s.hyper.activation == ZooActivation::Relu).count();
         let rows: Vec<f32> =
@@ -224,10 +236,12 @@ impl GroupTrainer {
             is_adam: mask(ZooOptimizer::Adam)?,
             is_rms: mask(ZooOptimizer::RmsProp)?,
             keep_scale: vec(&|h| 1.0 / (1.0 - h.dropout))?,
+            runs,
             any_dropout: slots.iter().any(|s| s.hyper.dropout > 0.0),
             epoch: 0,
             mask_buf: Vec::new(),
             alive: Tensor::f_ones([g], (Kind::Bool, device))?,
+            all_alive: true,
             slots,
         })
     }
@@ -386,7 +400,8 @@ impl GroupTrainer {
             .f_mean_dim(1, false, Kind::Float)?
             .f_neg()?; // [G]
         let loss = ce.f_add(&self.l2.f_mul(&self.kernel_sq()?)?)?;
-        let on = if active.iter().all(|&a| a) {
+        let all_active = active.iter().all(|&a| a);
+        let on = if all_active {
             self.alive.shallow_clone()
         } else {
             let active: Vec<u8> = active.iter().map(|&a| u8::from(a)).collect();
@@ -396,12 +411,15 @@ impl GroupTrainer {
         let total = loss.f_where_scalarother(&on, 0.0)?.f_sum(Kind::Float)?;
         let grads = Tensor::f_run_backward(&[total], &self.params, false, false)?;
         let _guard = tch::no_grad_guard();
-        self.update(&grads, &on)
+        self.update(&grads, &on, all_active && self.all_alive)
     }
 
     /// Adam / RMSProp / SGD updates (Keras formulas) for the networks in `on`, then mark networks
-    /// with non-finite weights dead and zero them, so they cannot disturb the others.
-    fn update(&mut self, grads: &[Tensor], on: &Tensor) -> Result<()> {
+    /// with non-finite weights dead and zero them, so they cannot disturb the others. With
+    /// `all_on` (every network in `on`: most steps), each run of networks sharing an optimizer is
+    /// updated in place with only its own optimizer's state; otherwise every state is computed for
+    /// every network and kept where `on`, by masks.
+    fn update(&mut self, grads: &[Tensor], on: &Tensor, all_on: bool) -> Result<()> {
         self.t = self.t.f_add(&on.f_to_kind(Kind::Float)?)?;
         let pow = |beta: f64| self.t.f_mul_scalar(beta.ln()).and_then(|x| x.f_exp());
         // lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t) (TF's Adam with "epsilon hat").
@@ -409,6 +427,59 @@ impl GroupTrainer {
             .lr
             .f_mul(&pow(ADAM_B2)?.f_neg()?.f_add_scalar(1.0)?.f_sqrt()?)?
             .f_div(&pow(ADAM_B1)?.f_neg()?.f_add_scalar(1.0)?)?;
+        if all_on {
+            self.update_runs(grads, &lr_t)?;
+        } else {
+            self.update_masked(grads, on, &lr_t)?;
+        }
+        for p in &self.params {
+            let finite = p.f_isfinite()?.f_flatten(1, -1)?.f_all_dim(1, false)?;
+            self.alive = self.alive.f_logical_and(&finite)?;
+        }
+        self.all_alive = self.alive.f_all()?.f_int64_value(&[])? != 0;
+        if !self.all_alive {
+            for p in &self.params {
+                let zeroed = p.f_where_scalarother(&per_net(&self.alive, p)?, 0.0)?;
+                p.shallow_clone().f_copy_(&zeroed)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The update of [`Self::update`] when every network takes it: per run of one optimizer, in
+    /// place.
+    fn update_runs(&self, grads: &[Tensor], lr_t: &Tensor) -> Result<()> {
+        for (i, g) in grads.iter().enumerate() {
+            for &(optimizer, start, len) in &self.runs {
+                let net = |xs: &Tensor| xs.f_narrow(0, start, len);
+                let g = net(g)?;
+                let lr = |rates: &Tensor| per_net(&net(rates)?, &g);
+                let upd = match optimizer {
+                    ZooOptimizer::Adam => {
+                        let m = net(&self.adam_m[i])?
+                            .f_mul_scalar_(ADAM_B1)?
+                            .f_add_(&g.f_mul_scalar(1.0 - ADAM_B1)?)?;
+                        let v = net(&self.adam_v[i])?
+                            .f_mul_scalar_(ADAM_B2)?
+                            .f_add_(&g.f_square()?.f_mul_scalar_(1.0 - ADAM_B2)?)?;
+                        lr(lr_t)?.f_mul(&m)?.f_div_(&v.f_sqrt()?.f_add_scalar_(EPS)?)?
+                    }
+                    ZooOptimizer::RmsProp => {
+                        let r = net(&self.rms[i])?
+                            .f_mul_scalar_(RMS_RHO)?
+                            .f_add_(&g.f_square()?.f_mul_scalar_(1.0 - RMS_RHO)?)?;
+                        lr(&self.lr)?.f_mul(&g)?.f_div_(&r.f_sqrt()?.f_add_scalar_(EPS)?)?
+                    }
+                    ZooOptimizer::Sgd => lr(&self.lr)?.f_mul(&g)?,
+                };
+                let _ = net(&self.params[i])?.f_sub_(&upd)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The update of [`Self::update`] for the networks in `on` only, by masks.
+    fn update_masked(&mut self, grads: &[Tensor], on: &Tensor, lr_t: &Tensor) -> Result<()> {
         for (i, g) in grads.iter().enumerate() {
             let p = &self.params[i];
             let view = |xs: &Tensor| per_net(xs, p);
@@ -418,7 +489,7 @@ impl GroupTrainer {
             let v =
                 self.adam_v[i].f_mul_scalar(ADAM_B2)?.f_add(&g2.f_mul_scalar(1.0 - ADAM_B2)?)?;
             let r = self.rms[i].f_mul_scalar(RMS_RHO)?.f_add(&g2.f_mul_scalar(1.0 - RMS_RHO)?)?;
-            let adam = view(&lr_t)?.f_mul(&m)?.f_div(&v.f_sqrt()?.f_add_scalar(EPS)?)?;
+            let adam = view(lr_t)?.f_mul(&m)?.f_div(&v.f_sqrt()?.f_add_scalar(EPS)?)?;
             let lr = view(&self.lr)?;
             let rms = lr.f_mul(g)?.f_div(&r.f_sqrt()?.f_add_scalar(EPS)?)?;
             let sgd = lr.f_mul(g)?;
@@ -430,14 +501,6 @@ impl GroupTrainer {
             self.adam_m[i] = m.f_where_self(&on_v, &self.adam_m[i])?;
             self.adam_v[i] = v.f_where_self(&on_v, &self.adam_v[i])?;
             self.rms[i] = r.f_where_self(&on_v, &self.rms[i])?;
-        }
-        for p in &self.params {
-            let finite = p.f_isfinite()?.f_flatten(1, -1)?.f_all_dim(1, false)?;
-            self.alive = self.alive.f_logical_and(&finite)?;
-        }
-        for p in &self.params {
-            let zeroed = p.f_where_scalarother(&per_net(&self.alive, p)?, 0.0)?;
-            p.shallow_clone().f_copy_(&zeroed)?;
         }
         Ok(())
     }
