@@ -195,8 +195,7 @@ fn merge_kept_rows(old: &str, new: &str) -> std::result::Result<String, String> 
     let is_header = |l: &&str| l.starts_with("| experiment |");
     let Some(old_header) = old.lines().find(is_header) else { return Ok(new.to_string()) };
     let new_lines: Vec<&str> = new.lines().collect();
-    let header_at =
-        new_lines.iter().position(|l| is_header(l)).ok_or("no table in the new page")?;
+    let header_at = new_lines.iter().position(&is_header).ok_or("no table in the new page")?;
     let rows_from = header_at + 2; // the header, then its `|---|` line
     let fresh: Vec<&str> =
         new_lines[rows_from..].iter().copied().filter(|l| l.starts_with('|')).collect();
