@@ -22,9 +22,11 @@
 //!   plus the L2 term (what Keras reports as `loss`).
 //! - **Diverged networks**: a network whose weights turn non-finite is zeroed and masked off; its
 //!   checkpoints from then on are not written (the reference zoo also lacks some rows).
-//! - **Determinism**: hyperparameters, initial weights and data order depend only on (zoo seed,
-//!   network index); dropout masks come from LibTorch's generator, reseeded per group, so a part
-//!   is reproducible for the same group size and device.
+//! - **Determinism**: hyperparameters, initial weights, data order and (on the CPU) dropout masks
+//!   depend only on (zoo seed, network index), so a network trains the same in any group (up to
+//!   the rounding of grouped convolutions) and a part is reproducible; on a GPU the masks come from
+//!   LibTorch's generator on the device, reseeded per group. `parts/config.json` records the
+//!   trainer version ([`ZOO_TRAINER_VERSION`]).
 //!
 //! Output: `parts/part-NNNNNN.bin` per group of `group` networks (written atomically, skipped when
 //! present and readable; `shard = (i, n)` makes the groups `g % n == i`), then [`merge_parts`]
