@@ -17,7 +17,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::classify::dataset_name;
 use crate::data::{eval_batches, open_set, original_images, DataConfig, Dataset, EpochBatches};
-use crate::driver::{device, eval_run, param_count, train_run, Experiment};
+use crate::driver::{device, eval_run, param_count, progress_bar, train_run, Experiment};
 
 /// The `task` of these configs.
 pub const TASK: &str = "inr_editing";
@@ -111,6 +111,7 @@ fn baselines(test: &Edited, image_size: [i64; 2], chunk: i64) -> Result<Vec<Base
     );
     let fit_cfg =
         SirenFitConfig { steps: FLOOR_FIT_STEPS, target_psnr: None, ..Default::default() };
+    let bar = progress_bar("baselines", n as u64);
     for start in (0..n).step_by(chunk as usize) {
         let len = chunk.min(n - start);
         let idx = Tensor::arange_start(start, start + len, (Kind::Int64, Device::Cpu));
@@ -120,7 +121,9 @@ fn baselines(test: &Edited, image_size: [i64; 2], chunk: i64) -> Result<Vec<Base
         unedited += sq_error(&rendered, &targets);
         let fit = fit_sirens(&targets, &fit_cfg, None)?;
         fitted += sq_error(&tch::no_grad(|| render_siren(&fit.wsfeat, h, w))?, &targets);
+        bar.inc(len as u64);
     }
+    bar.finish();
     let elements = test.targets.numel() as f64;
     let record = |name: &str, description: &str, sum: f64| BaselineRecord {
         name: name.into(),
