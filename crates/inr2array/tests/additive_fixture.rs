@@ -2,8 +2,10 @@
 //! code: the same latents and parameters give the same 3-channel 32 x 32 rendering. The fixture is
 //! made by `fixtures/additive/gen.py`, which runs the reference repository's `SimpleHyperNetwork`,
 //! `UnflattenWeights`, additive update `raw * scale + theta0` and `get_spatial_batch_siren` in f64.
-//! Checked in f64 to 1e-10 (the largest pixel is about 0.3; sums of 32 terms of O(1) agree to
-//! ~1e-14 between the two implementations, and a wrong order, cell or scale moves pixels by O(0.1)).
+//! Checked in f64 to 1e-8 (the largest pixel is about 0.3; a wrong order, cell or scale moves
+//! pixels by O(0.1)). The fixture was made on an AMD EPYC, where the difference stayed under 1e-10;
+//! on an Intel Xeon it is 1.7e-9 (LibTorch picks other CPU kernels there, and the SIREN's
+//! `sin(30 x)` amplifies their last-bit differences), so the bound leaves room for the CPU.
 
 use std::path::PathBuf;
 
@@ -45,7 +47,7 @@ fn additive_decoder_renders_what_the_reference_renders() {
         tch::no_grad(|| renderer.render(&decoder.forward(&z.to_kind(Kind::Double)))).unwrap();
     assert_eq!(image.size(), expected.size());
     let diff = (&image - &expected).abs().max().double_value(&[]);
-    assert!(diff < 1e-10, "largest pixel difference {diff}");
+    assert!(diff < 1e-8, "largest pixel difference {diff}");
     // The fixture is not trivially flat.
     assert!(expected.std(true).double_value(&[]) > 0.01);
 }
