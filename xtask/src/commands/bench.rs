@@ -41,7 +41,7 @@ pub struct Args {
     /// first for the rows of both sides, the others for rows of ours only).
     #[arg(long, value_delimiter = ',')]
     pub batches: Option<Vec<i64>>,
-    /// `layers`, `inr2array`, `edit`, `zoo`: rounds per row; each round runs every side once, in turn,
+    /// `layers`, `inr2array`, `edit`, `fit`, `zoo`: rounds per row; each round runs every side once, in turn,
     /// and a side's times are the median over its rounds (the machine's drift over the minutes a
     /// row takes then reaches all sides alike).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
@@ -285,7 +285,17 @@ struct FitRecord {
     steps: f64,
 }
 
-/// `bench fit`: the same FashionMNIST images fitted three ways, written to `docs/bench/fit.md`.
+/// The element of `xs` at the median of `key` (the upper one of an even count).
+fn median_by<T>(mut xs: Vec<T>, key: impl Fn(&T) -> f64) -> Option<T> {
+    xs.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    let mid = xs.len() / 2;
+    (!xs.is_empty()).then(|| xs.swap_remove(mid))
+}
+
+/// `bench fit`: the same FashionMNIST images fitted by ours and by PyTorch (`torch.func.vmap` with
+/// the reference's recipe and with ours, and one at a time), each under the tuned and the system
+/// allocator, written to `docs/bench/fit.md`. Every row runs `args.rounds` times, in turn with the
+/// others; a row's figures are those of its median round by INRs/s.
 fn run_fit(args: &Args) -> Result<()> {
     let accel = gpu::accel()?;
     if accel.is_cuda() {
@@ -307,30 +317,90 @@ fn run_fit(args: &Args) -> Result<()> {
     ]))?;
     let python = crate::util::python();
     let (n, steps) = (args.fit_n, args.fit_steps);
-    let ours = measure::<FitRecord>(
-        Command::new(root().join("target/release/examples/fit_bench")).arg(format!("n={n}")),
-    )?;
-    let device = reference_device_args(&accel);
-    let vmap = measure::<FitRecord>(
-        Command::new(&python)
-            .args(["xtask/bench/fit_ref.py", "vmap", &n.to_string(), &steps.to_string()])
-            .args(&device),
-    )?;
     let n_loop = (n / 16).max(2);
-    let single = measure::<FitRecord>(
-        Command::new(&python)
-            .args(["xtask/bench/fit_ref.py", "loop", &n_loop.to_string(), &steps.to_string()])
-            .args(&device),
-    )?;
+    // our recipe, as `SirenFitConfig::default()` sets it (`fit_bench`'s defaults)
+    let (n_s, n_loop_s, steps_s) = (n.to_string(), n_loop.to_string(), steps.to_string());
+    let ours_recipe: Vec<&str> =
+        vec!["vmap-recipe", &n_s, "500", "5e-3", "--final", "0.1", "--target", "40"];
+    let vmap: Vec<&str> = vec!["vmap", &n_s, &steps_s];
+    // (method, SIRENs, PyTorch's arguments (None: ours), tuned allocator)
+    let mut rows: Vec<(&str, i64, Option<&[&str]>, bool)> = Vec::new();
+    for tuned in [true, false] {
+        rows.push(("nfn-rs batched, our recipe", n, None, tuned));
+        rows.push(("PyTorch torch.func.vmap, our recipe", n, Some(ours_recipe.as_slice()), tuned));
+        rows.push(("PyTorch torch.func.vmap, reference recipe", n, Some(vmap.as_slice()), tuned));
+    }
+    let one_at_a_time: Vec<&str> = vec!["loop", &n_loop_s, &steps_s];
+    rows.push((
+        "PyTorch one at a time, reference recipe",
+        n_loop,
+        Some(one_at_a_time.as_slice()),
+        false,
+    ));
+    let device = reference_device_args(&accel);
+    let mut runs: Vec<Vec<FitRecord>> = (0..rows.len()).map(|_| Vec::new()).collect();
+    let mut allocators = vec![""; rows.len()];
+    for round in 0..args.rounds {
+        eprintln!("xtask: bench fit, round {} of {}", round + 1, args.rounds);
+        for (i, &(_, _, py_args, tuned)) in rows.iter().enumerate() {
+            let mut cmd = match py_args {
+                None => {
+                    let mut cmd = Command::new(root().join("target/release/examples/fit_bench"));
+                    cmd.arg(format!("n={n}"));
+                    cmd
+                }
+                Some(py_args) => {
+                    let mut cmd = Command::new(&python);
+                    cmd.arg("xtask/bench/fit_ref.py").args(py_args).args(&device);
+                    cmd
+                }
+            };
+            allocators[i] = set_allocator(&mut cmd, tuned);
+            runs[i].push(measure::<FitRecord>(&mut cmd)?);
+        }
+    }
+    let records: Vec<FitRecord> = runs
+        .into_iter()
+        .map(|r| median_by(r, |r| r.inrs_per_s).expect("at least one round"))
+        .collect();
+    // vmap with our recipe under the tuned [1] and the system [0] allocator; vmap as shipped
+    let rate_of = |method: &str, tuned: bool| {
+        rows.iter()
+            .zip(&records)
+            .find(|((name, _, _, t), _)| *name == method && *t == tuned)
+            .map_or(f64::NAN, |(_, r)| r.inrs_per_s)
+    };
+    let same_recipe =
+        [false, true].map(|tuned| rate_of("PyTorch torch.func.vmap, our recipe", tuned));
+    let shipped = rate_of("PyTorch torch.func.vmap, reference recipe", false);
     let mut md = format!(
         "# SIREN fitting benchmark: nfn-rs vs PyTorch\n\n\
-         Generated by `cargo xtask bench fit`; do not edit by hand. Machine: {} ({} logical CPUs). \
-         FashionMNIST training images, SIREN 2-32-32-1, full batch over 28x28. Ours: the default \
-         `SirenFitConfig` (Adam 5e-3 with cosine decay, each INR stops at 40 dB). PyTorch: Adam lr 1e-3 for \
-         {steps} steps (where the reference bench reaches about 40 dB mean), 2 threads. PSNR on the [-1, 1] range.{}\n\n\
-         | method | INRs | steps (mean) | INRs/s | mean PSNR dB | worst PSNR dB | speed vs vmap |\n|---|---|---|---|---|---|---|\n",
+         Generated by `cargo xtask bench fit`; do not edit by hand. Machine: {} ({} logical CPUs), \
+         2 threads on every side. FashionMNIST training images, SIREN 2-32-32-1, full batch over \
+         28x28. **Our recipe**: the default `SirenFitConfig` (Adam 5e-3 with a cosine decay to \
+         5e-4 over at most 500 steps, each SIREN stops once it reaches 40 dB and leaves the batch). \
+         **Reference recipe**: Adam lr 1e-3 for {steps} steps (where the reference bench reaches \
+         about 40 dB mean). `torch.func.vmap, our recipe` runs our recipe in PyTorch (the same \
+         schedule and early stop, finished SIRENs dropped from the batch), so that row against \
+         vmap with the reference recipe is the recipe's gain, and ours against it the \
+         implementation's. Each row runs under the tuned allocator (`jemalloc` with purging off, \
+         what the nfn-rs binaries choose for themselves) and under the system's (`system`){}. \
+         **like for like** = this row's INRs/s over vmap with our recipe under the same \
+         allocator: the headline; `vs vmap as shipped` compares with vmap, the reference recipe, \
+         under the system allocator. PSNR on the [-1, 1] range; steps = mean steps per SIREN.{}\n\n\
+         | method | allocator | INRs | steps (mean) | INRs/s | mean PSNR dB | worst PSNR dB | like for like | vs vmap as shipped |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
         cpu_name(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if args.rounds > 1 {
+            format!(
+                "; {} rounds, each running every row once in turn, a row's figures those of its \
+                 median round by INRs/s",
+                args.rounds
+            )
+        } else {
+            String::new()
+        },
         if accel.is_cuda() {
             format!(
                 " PyTorch runs on {} ({}); ours on the CPU (the `fit_bench` example has no device option).",
@@ -341,19 +411,16 @@ fn run_fit(args: &Args) -> Result<()> {
             String::new()
         },
     );
-    for (name, count, r) in [
-        ("nfn-rs batched", n, &ours),
-        ("PyTorch torch.func.vmap", n, &vmap),
-        ("PyTorch one at a time", n_loop, &single),
-    ] {
+    for ((&(name, count, _, tuned), r), alloc) in rows.iter().zip(&records).zip(&allocators) {
         let _ = writeln!(
             md,
-            "| {name} | {count} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2}x |",
+            "| {name} | {alloc} | {count} | {:.0} | {:.2} | {:.2} | {:.2} | **{:.2}x** | {:.2}x |",
             r.steps,
             r.inrs_per_s,
             r.mean_psnr,
             r.min_psnr,
-            r.inrs_per_s / vmap.inrs_per_s
+            r.inrs_per_s / same_recipe[usize::from(tuned)],
+            r.inrs_per_s / shipped
         );
     }
     print!("{md}");
@@ -416,13 +483,8 @@ fn run_zoo(args: &Args) -> Result<()> {
             rates[i].push(measure::<ZooRecord>(&mut cmd)?.cnn_steps_per_s);
         }
     }
-    let rates: Vec<f64> = rates
-        .into_iter()
-        .map(|mut r| {
-            r.sort_by(f64::total_cmp);
-            r[r.len() / 2]
-        })
-        .collect();
+    let rates: Vec<f64> =
+        rates.into_iter().map(|r| median_by(r, |&x| x).expect("at least one round")).collect();
     // the faster PyTorch way under the tuned [1] and the system [0] allocator
     let mut best = [0f64; 2];
     for (&(_, _, mode, tuned), &rate) in rows.iter().zip(&rates) {
