@@ -110,6 +110,9 @@ pub(crate) struct GroupTrainer {
     runs: Vec<(ZooOptimizer, i64, i64)>,
     /// `[G]` the scale `1 / (1 - rate)` of each network's kept activations.
     keep_scale: Tensor,
+    /// Each network's dropout rate and the seed of its dropout streams, in the internal order.
+    dropout_rates: Vec<f32>,
+    dropout_seeds: Vec<u64>,
     any_dropout: bool,
     /// Epochs begun (a part of the dropout streams' keys).
     epoch: u64,
@@ -236,6 +239,8 @@ impl GroupTrainer {
             is_adam: mask(ZooOptimizer::Adam)?,
             is_rms: mask(ZooOptimizer::RmsProp)?,
             keep_scale: vec(&|h| 1.0 / (1.0 - h.dropout))?,
+            dropout_rates: slots.iter().map(|s| s.hyper.dropout as f32).collect(),
+            dropout_seeds: slots.iter().map(|s| s.dropout_seed).collect(),
             runs,
             any_dropout: slots.iter().any(|s| s.hyper.dropout > 0.0),
             epoch: 0,
@@ -287,19 +292,24 @@ impl GroupTrainer {
     ) -> Result<Tensor> {
         let size = pre.size();
         let range = block.start as usize..(block.start + block.len) as usize;
-        let rates: Vec<f32> =
-            self.slots[range.clone()].iter().map(|s| s.hyper.dropout as f32).collect();
+        let rates = &self.dropout_rates[range.clone()];
         let device = self.settings.device;
         if device != Device::Cpu {
-            let rate = Tensor::f_from_slice(&rates)?
+            let rate = Tensor::f_from_slice(rates)?
                 .f_to_device(device)?
                 .f_repeat_interleave_self_int(UNITS, 0, None)?
                 .f_view([1, -1, 1, 1])?;
             return Ok(pre.f_rand_like()?.f_ge_tensor(&rate)?.f_to_kind(Kind::Float)?);
         }
-        let seeds: Vec<u64> = self.slots[range].iter().map(|s| s.dropout_seed).collect();
         let key = dropout_key(self.epoch, step, layer);
-        keep_masks(&seeds, &rates, key, size[0] as usize, (size[2] * size[3]) as usize, buf);
+        keep_masks(
+            &self.dropout_seeds[range],
+            rates,
+            key,
+            size[0] as usize,
+            (size[2] * size[3]) as usize,
+            buf,
+        );
         Ok(Tensor::f_from_slice(buf)?.f_view(size.as_slice())?.f_to_kind(Kind::Float)?)
     }
 
@@ -318,10 +328,13 @@ impl GroupTrainer {
         let b = xs.size()[0];
         // `[len]` the factor of the previous layer's kept activations, folded into this layer.
         let scale = self.keep_scale.f_narrow(0, start, len)?;
+        let folded = |w: Tensor| -> Result<Tensor> {
+            Ok(if self.any_dropout { w.f_mul(&per_net(&scale, &w)?)? } else { w })
+        };
         let mut hs = xs.shallow_clone();
         for l in 0..CONV_LAYERS {
             let w = self.params[2 * l].f_narrow(0, start, len)?; // [len, out, in, kh, kw]
-            let w = if l > 0 && self.any_dropout { w.f_mul(&per_net(&scale, &w)?)? } else { w };
+            let w = if l > 0 { folded(w)? } else { w };
             let ws = w.size();
             let w = w.f_reshape([len * ws[1], ws[2], ws[3], ws[4]])?;
             let bias = self.params[2 * l + 1].f_narrow(0, start, len)?.f_reshape([-1])?;
@@ -338,8 +351,7 @@ impl GroupTrainer {
         }
         let pooled = hs.f_mean_dim([2, 3].as_slice(), false, Kind::Float)?; // [B, len * 16]
         let pooled = pooled.f_view([b, len, UNITS])?.f_transpose(0, 1)?; // [len, B, 16]
-        let w3 = self.params[6].f_narrow(0, start, len)?; // [len, 10, 16]
-        let w3 = if self.any_dropout { w3.f_mul(&per_net(&scale, &w3)?)? } else { w3 };
+        let w3 = folded(self.params[6].f_narrow(0, start, len)?)?; // [len, 10, 16]
         let b3 = self.params[7].f_narrow(0, start, len)?;
         Ok(pooled.f_matmul(&w3.f_transpose(1, 2)?)?.f_add(&b3.f_unsqueeze(1)?)?)
     }
