@@ -292,6 +292,28 @@ fn median_by<T>(mut xs: Vec<T>, key: impl Fn(&T) -> f64) -> Option<T> {
     (!xs.is_empty()).then(|| xs.swap_remove(mid))
 }
 
+/// Run `rows` rows `rounds` times, each round every row once in turn, row `i` as `command(i)`
+/// builds it (the command and whether it runs under the tuned allocator): per row, its records
+/// over the rounds, and its allocator's name.
+fn in_rounds<T: serde::de::DeserializeOwned>(
+    what: &str,
+    rounds: u32,
+    rows: usize,
+    mut command: impl FnMut(usize) -> (Command, bool),
+) -> Result<(Vec<Vec<T>>, Vec<&'static str>)> {
+    let mut runs: Vec<Vec<T>> = (0..rows).map(|_| Vec::new()).collect();
+    let mut allocators = vec![""; rows];
+    for round in 0..rounds {
+        eprintln!("xtask: bench {what}, round {} of {rounds}", round + 1);
+        for i in 0..rows {
+            let (mut cmd, tuned) = command(i);
+            allocators[i] = set_allocator(&mut cmd, tuned);
+            runs[i].push(measure::<T>(&mut cmd)?);
+        }
+    }
+    Ok((runs, allocators))
+}
+
 /// `bench fit`: the same FashionMNIST images fitted by ours and by PyTorch (`torch.func.vmap` with
 /// the reference's recipe and with ours, and one at a time), each under the tuned and the system
 /// allocator, written to `docs/bench/fit.md`. Every row runs `args.rounds` times, in turn with the
@@ -338,27 +360,22 @@ fn run_fit(args: &Args) -> Result<()> {
         false,
     ));
     let device = reference_device_args(&accel);
-    let mut runs: Vec<Vec<FitRecord>> = (0..rows.len()).map(|_| Vec::new()).collect();
-    let mut allocators = vec![""; rows.len()];
-    for round in 0..args.rounds {
-        eprintln!("xtask: bench fit, round {} of {}", round + 1, args.rounds);
-        for (i, &(_, _, py_args, tuned)) in rows.iter().enumerate() {
-            let mut cmd = match py_args {
-                None => {
-                    let mut cmd = Command::new(root().join("target/release/examples/fit_bench"));
-                    cmd.arg(format!("n={n}"));
-                    cmd
-                }
-                Some(py_args) => {
-                    let mut cmd = Command::new(&python);
-                    cmd.arg("xtask/bench/fit_ref.py").args(py_args).args(&device);
-                    cmd
-                }
-            };
-            allocators[i] = set_allocator(&mut cmd, tuned);
-            runs[i].push(measure::<FitRecord>(&mut cmd)?);
-        }
-    }
+    let (runs, allocators) = in_rounds::<FitRecord>("fit", args.rounds, rows.len(), |i| {
+        let (_, _, py_args, tuned) = rows[i];
+        let cmd = match py_args {
+            None => {
+                let mut cmd = Command::new(root().join("target/release/examples/fit_bench"));
+                cmd.arg(format!("n={n}"));
+                cmd
+            }
+            Some(py_args) => {
+                let mut cmd = Command::new(&python);
+                cmd.arg("xtask/bench/fit_ref.py").args(py_args).args(&device);
+                cmd
+            }
+        };
+        (cmd, tuned)
+    })?;
     let records: Vec<FitRecord> = runs
         .into_iter()
         .map(|r| median_by(r, |r| r.inrs_per_s).expect("at least one round"))
@@ -460,31 +477,27 @@ fn run_zoo(args: &Args) -> Result<()> {
         ("PyTorch one at a time", n_loop, Some("loop"), false),
         ("LibTorch grouped convolutions alone", group, Some("conv"), true),
     ];
-    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); rows.len()];
-    let mut allocators = vec![""; rows.len()];
-    for round in 0..args.rounds {
-        eprintln!("xtask: bench zoo, round {} of {}", round + 1, args.rounds);
-        for (i, &(_, count, mode, tuned)) in rows.iter().enumerate() {
-            let mut cmd = match mode {
-                None => {
-                    let mut cmd =
-                        Command::new(root().join("target/release/examples/zoo_gen_bench"));
-                    cmd.args([format!("group={count}"), format!("steps={steps}")]);
-                    cmd
-                }
-                Some(mode) => {
-                    let mut cmd = Command::new(&python);
-                    cmd.args(["xtask/bench/zoo_ref.py", mode, &count.to_string()])
-                        .arg(steps.to_string());
-                    cmd
-                }
-            };
-            allocators[i] = set_allocator(&mut cmd, tuned);
-            rates[i].push(measure::<ZooRecord>(&mut cmd)?.cnn_steps_per_s);
-        }
-    }
-    let rates: Vec<f64> =
-        rates.into_iter().map(|r| median_by(r, |&x| x).expect("at least one round")).collect();
+    let (runs, allocators) = in_rounds::<ZooRecord>("zoo", args.rounds, rows.len(), |i| {
+        let (_, count, mode, tuned) = rows[i];
+        let cmd = match mode {
+            None => {
+                let mut cmd = Command::new(root().join("target/release/examples/zoo_gen_bench"));
+                cmd.args([format!("group={count}"), format!("steps={steps}")]);
+                cmd
+            }
+            Some(mode) => {
+                let mut cmd = Command::new(&python);
+                cmd.args(["xtask/bench/zoo_ref.py", mode, &count.to_string()])
+                    .arg(steps.to_string());
+                cmd
+            }
+        };
+        (cmd, tuned)
+    })?;
+    let rates: Vec<f64> = runs
+        .into_iter()
+        .map(|r| median_by(r, |r| r.cnn_steps_per_s).expect("at least one round").cnn_steps_per_s)
+        .collect();
     // the faster PyTorch way under the tuned [1] and the system [0] allocator
     let mut best = [0f64; 2];
     for (&(_, _, mode, tuned), &rate) in rows.iter().zip(&rates) {
