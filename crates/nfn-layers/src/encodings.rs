@@ -76,7 +76,8 @@ impl GaussianFourierFeatures {
     }
 
     fn encode(&self, xs: &Tensor) -> Tensor {
-        let xs = channels_last(xs).matmul(&self.projection) * (2.0 * PI); // [b, .., m]
+        // 2π scales the small projection, not the encoding
+        let xs = channels_last(xs).matmul(&(&self.projection * (2.0 * PI))); // [b, .., m]
         channels_first(&Tensor::cat(&[xs.sin(), xs.cos()], -1)) // [b, 2m, ..]
     }
 }
