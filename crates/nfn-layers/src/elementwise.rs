@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use crate::error::{Error, Result};
-use crate::module::WsModuleT;
+use crate::module::{ChannelScaledT, WsModuleT};
 
 /// An activation applied to every weight and bias entry ("TupleOp", design.md §2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +119,47 @@ impl WsModuleT for ChannelDropout {
                 (unfold(&w, kernel), b.dropout(self.p, true))
             })
             .unzip();
+        WeightSpaceFeatures::from_parts_unchecked(weights, biases)
+    }
+}
+
+/// `[linear, ReLU, ChannelDropout(p)]` as one module. In training it draws the channel-dropout
+/// masks first and has the linear layer scale its outputs by them inside its small per-network
+/// maps, then applies the ReLU (which commutes with a non-negative per-channel scale): the same
+/// function as the three modules in a row, without the dropout's two passes (forward and
+/// backward) over every weight tensor. Biases get element-wise dropout, as in [`ChannelDropout`].
+#[derive(Debug)]
+pub struct LinearReluDropout {
+    linear: Box<dyn ChannelScaledT>,
+    dropout: ChannelDropout,
+}
+
+impl LinearReluDropout {
+    /// `linear`, a ReLU, and channel dropout with drop probability `p`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] unless `0 <= p < 1`.
+    pub fn new(linear: Box<dyn ChannelScaledT>, p: f64) -> Result<Self> {
+        Ok(LinearReluDropout { linear, dropout: ChannelDropout::new(p)? })
+    }
+}
+
+impl WsModuleT for LinearReluDropout {
+    /// # Shapes
+    /// those of the linear layer
+    fn forward_t(&self, wsfeat: &WeightSpaceFeatures, train: bool) -> WeightSpaceFeatures {
+        let p = self.dropout.p;
+        if !train || p == 0.0 {
+            return self.linear.forward_t(wsfeat, train).map(Tensor::relu);
+        }
+        let options = (wsfeat.kind(), wsfeat.device());
+        let b = wsfeat.batch_size();
+        let masks: Vec<Tensor> = (self.linear.weight_channels().into_iter())
+            .map(|o| Tensor::empty([b, o], options).bernoulli_float_(1.0 - p) * (1.0 / (1.0 - p)))
+            .collect();
+        let out = self.linear.forward_scaled(wsfeat, &masks);
+        let (weights, biases) =
+            out.iter().map(|(w, b)| (w.relu(), b.relu().dropout(p, true))).unzip();
         WeightSpaceFeatures::from_parts_unchecked(weights, biases)
     }
 }

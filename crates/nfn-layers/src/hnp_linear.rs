@@ -10,7 +10,7 @@ use tch::{nn, Tensor};
 
 use crate::error::{Error, Result};
 use crate::init::{default_map, grouped_maps, ChannelAffine, MapShape};
-use crate::module::WsModuleT;
+use crate::module::{ChannelScaledT, WsModuleT};
 use crate::np_linear::{check_channels, NpMaps, NpWidths, Summary};
 
 /// Configuration of [`HnpLinear`].
@@ -146,7 +146,12 @@ impl LastMaps {
 ///
 /// # Shapes
 /// weight `[b, k_l c_out, d_{l+1}, d_l]`, bias `[b, c_out, d_{l+1}]`
-fn middle_forward(maps: &NpMaps, l: usize, x: &HnpInputs) -> (Tensor, Tensor) {
+fn middle_forward(
+    maps: &NpMaps,
+    l: usize,
+    x: &HnpInputs,
+    out_scale: Option<&Tensor>,
+) -> (Tensor, Tensor) {
     let s = &x.s;
     let mut rowfeat = vec![&s.a[l], &s.e[l - 1], &s.b[l - 1]];
     if l == 1 {
@@ -157,7 +162,7 @@ fn middle_forward(maps: &NpMaps, l: usize, x: &HnpInputs) -> (Tensor, Tensor) {
         colfeat.push(&x.wl_cols);
     }
     let (rowfeat, colfeat) = (cat(&rowfeat), cat(&colfeat)); // [b, R, d_l], [b, S, d_{l+1}]
-    maps.forward(&s.w[l], &x.h, &rowfeat, &colfeat)
+    maps.forward(&s.w[l], &x.h, &rowfeat, &colfeat, out_scale)
 }
 
 /// Hidden-neuron-permutation-equivariant linear map on weight-space features, `c_in -> c_out`
@@ -245,11 +250,13 @@ impl HnpLinear {
     }
 }
 
-impl WsModuleT for HnpLinear {
-    /// # Shapes
-    /// weights `[b, c_in, n_out, n_in(, kh, kw)]` → `[b, c_out, n_out, n_in(, kh, kw)]`;
-    /// biases `[b, c_in, n_out]` → `[b, c_out, n_out]`
-    fn forward_t(&self, wsfeat: &WeightSpaceFeatures, _train: bool) -> WeightSpaceFeatures {
+impl HnpLinear {
+    /// The layer's update, weight output `l` scaled by `scales[l]` when given.
+    fn forward_with(
+        &self,
+        wsfeat: &WeightSpaceFeatures,
+        scales: Option<&[Tensor]>,
+    ) -> WeightSpaceFeatures {
         debug_assert_eq!(wsfeat.channels(), self.cfg.c_in);
         debug_assert!(
             wsfeat.check_spec(&self.spec).is_ok(),
@@ -261,14 +268,48 @@ impl WsModuleT for HnpLinear {
             .iter()
             .enumerate()
             .map(|(l, layer)| {
+                let scale = scales.map(|scales| &scales[l]);
                 let (w_out, b_out) = match layer {
-                    HnpLayer::First(maps) => maps.forward(&x),
-                    HnpLayer::Middle(maps) => middle_forward(maps, l, &x),
-                    HnpLayer::Last(maps) => maps.forward(&x),
+                    HnpLayer::Middle(maps) => middle_forward(maps, l, &x, scale),
+                    // the first and last weights are small: scale them directly
+                    HnpLayer::First(maps) => scaled(maps.forward(&x), scale),
+                    HnpLayer::Last(maps) => scaled(maps.forward(&x), scale),
                 };
                 (unfold(&w_out, self.spec.layer(l).kernel), b_out) // [b, c_out, n_out, n_in(, k..)]
             })
             .unzip();
         WeightSpaceFeatures::from_parts_unchecked(weights, biases)
+    }
+}
+
+/// A folded weight output `[b, o, n_out, n_in]` scaled per network and channel by `scale`
+/// (`[b, o]`), its bias untouched.
+fn scaled((w, b): (Tensor, Tensor), scale: Option<&Tensor>) -> (Tensor, Tensor) {
+    match scale {
+        Some(scale) => (w * scale.unsqueeze(2).unsqueeze(3), b),
+        None => (w, b),
+    }
+}
+
+impl WsModuleT for HnpLinear {
+    /// # Shapes
+    /// weights `[b, c_in, n_out, n_in(, kh, kw)]` → `[b, c_out, n_out, n_in(, kh, kw)]`;
+    /// biases `[b, c_in, n_out]` → `[b, c_out, n_out]`
+    fn forward_t(&self, wsfeat: &WeightSpaceFeatures, _train: bool) -> WeightSpaceFeatures {
+        self.forward_with(wsfeat, None)
+    }
+}
+
+impl ChannelScaledT for HnpLinear {
+    fn weight_channels(&self) -> Vec<i64> {
+        self.spec.filter_factors().iter().map(|k| k * self.cfg.c_out).collect()
+    }
+
+    fn forward_scaled(
+        &self,
+        wsfeat: &WeightSpaceFeatures,
+        scales: &[Tensor],
+    ) -> WeightSpaceFeatures {
+        self.forward_with(wsfeat, Some(scales))
     }
 }

@@ -31,7 +31,7 @@ pub mod nft_block;
 pub mod precision;
 
 pub use error::{Error, Result};
-pub use module::{WsModuleT, WsReadoutT, WsSequential};
+pub use module::{ChannelScaledT, WsModuleT, WsReadoutT, WsSequential};
 // NFN re-exports (np_linear, hnp_linear, pool, stats, init)
 pub use hnp_linear::{HnpLinear, HnpLinearConfig};
 pub use init::ChannelAffine;
@@ -41,7 +41,7 @@ pub use stats::StatFeaturizer;
 // NFT and shared-block re-exports (elementwise, encodings, layer_norm, pointwise, scale, attention, nft_block, cross_attention)
 pub use attention::{NpAttention, NpAttentionConfig};
 pub use cross_attention::{CrossAttnReadout, CrossAttnReadoutConfig};
-pub use elementwise::{ChannelDropout, WsActivation, WsDropout};
+pub use elementwise::{ChannelDropout, LinearReluDropout, WsActivation, WsDropout};
 pub use encodings::{
     GaussianFourierConfig, GaussianFourierFeatures, IoSinusoidalConfig, IoSinusoidalEncoding,
     LearnedPosEmbedding, LearnedPosEmbeddingConfig,

@@ -10,6 +10,22 @@ pub trait WsModuleT: std::fmt::Debug + Send {
     fn forward_t(&self, wsfeat: &WeightSpaceFeatures, train: bool) -> WeightSpaceFeatures;
 }
 
+/// An equivariant linear layer that can scale its weight outputs per network and output channel
+/// inside its small per-network maps, which costs no pass over the output: how
+/// [`LinearReluDropout`](crate::LinearReluDropout) folds channel dropout into the layer.
+pub trait ChannelScaledT: WsModuleT {
+    /// Folded output channels `k_l c_out` of each weight tensor `l`.
+    fn weight_channels(&self) -> Vec<i64>;
+
+    /// `forward_t`, with each folded weight output `l` (`[b, k_l c_out, n_out, n_in]`) multiplied
+    /// per network and channel by `scales[l]` (`[b, k_l c_out]`); biases are not scaled.
+    fn forward_scaled(
+        &self,
+        wsfeat: &WeightSpaceFeatures,
+        scales: &[Tensor],
+    ) -> WeightSpaceFeatures;
+}
+
 /// A read-out from weight-space features to an ordinary tensor (pools, cross-attention).
 pub trait WsReadoutT: std::fmt::Debug + Send {
     /// Apply the read-out; the output's first axis is the batch.

@@ -11,7 +11,7 @@ use tch::Tensor;
 
 use crate::error::{Error, Result};
 use crate::init::{grouped_maps, ChannelAffine, MapShape};
-use crate::module::WsModuleT;
+use crate::module::{ChannelScaledT, WsModuleT};
 
 /// Configuration of [`NpLinear`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,7 +153,9 @@ impl NpMaps {
         }
     }
 
-    /// The NP update of one layer.
+    /// The NP update of one layer; `out_scale` (`[b, k_l c_out]`) multiplies each network's
+    /// weight output channels, folded into the per-network maps rather than a pass over the
+    /// output.
     ///
     /// # Shapes
     /// `w` `[b, C_l, n_out, n_in]`, `global` `[b, G]`, `rowfeat` `[b, R, n_in]`, `colfeat`
@@ -164,6 +166,7 @@ impl NpMaps {
         global: &Tensor,
         rowfeat: &Tensor,
         colfeat: &Tensor,
+        out_scale: Option<&Tensor>,
     ) -> (Tensor, Tensor) {
         let (b, c, n_out, n_in) = w.size4().expect("folded weights are 4-D");
         let o = self.pointwise.c_out();
@@ -175,11 +178,24 @@ impl NpMaps {
         // cols [b, o, n_out], b_out [b, c_out, n_out]
         let (cols, b_out) =
             ChannelAffine::forward_seq_pair(&self.col, &self.bias_col, colfeat, extras);
-        let broadcast = (rows.unsqueeze(2) + cols.unsqueeze(3)).reshape([b, o, n_out * n_in]);
-        let weight = self.pointwise.weight.expand([b, o, c], false); // [b, o, C_l]
-        let w_out = broadcast.baddbmm(&weight, &w.reshape([b, c, n_out * n_in]), 1.0, 1.0);
+        // A scale folds into per-network copies of the pointwise weight where they are smaller
+        // than the output; otherwise it multiplies the output.
+        let fold_scale = out_scale.filter(|_| c < n_out * n_in).map(|s| s.unsqueeze(2)); // [b, o, 1]
+        let (rows, cols, weight) = match &fold_scale {
+            None => (rows, cols, self.pointwise.weight.expand([b, o, c], false)),
+            Some(scale) => (rows * scale, cols * scale, &self.pointwise.weight * scale),
+        }; // weight [b, o, C_l]
+           // The broadcast sum is fresh, so the GEMM accumulates into it in place (out of place,
+           // baddbmm would first copy it whole). An unsafe view is not a view to autograd: an
+           // in-place update of a tracked view would make backward clone the whole gradient.
+        let mut w_out =
+            (rows.unsqueeze(2) + cols.unsqueeze(3)).internal_unsafe_view([b, o, n_out * n_in]);
+        let _ = w_out.baddbmm_(&weight, &w.reshape([b, c, n_out * n_in]));
         let w_out = w_out.reshape([b, o, n_out, n_in]);
-        (w_out, b_out)
+        match out_scale.filter(|_| fold_scale.is_none()) {
+            Some(scale) => (w_out * scale.unsqueeze(2).unsqueeze(3), b_out),
+            None => (w_out, b_out),
+        }
     }
 }
 
@@ -272,11 +288,13 @@ impl NpLinear {
     }
 }
 
-impl WsModuleT for NpLinear {
-    /// # Shapes
-    /// weights `[b, c_in, n_out, n_in(, kh, kw)]` → `[b, c_out, n_out, n_in(, kh, kw)]`;
-    /// biases `[b, c_in, n_out]` → `[b, c_out, n_out]`
-    fn forward_t(&self, wsfeat: &WeightSpaceFeatures, _train: bool) -> WeightSpaceFeatures {
+impl NpLinear {
+    /// The layer's update, weight output `l` scaled by `scales[l]` when given.
+    fn forward_with(
+        &self,
+        wsfeat: &WeightSpaceFeatures,
+        scales: Option<&[Tensor]>,
+    ) -> WeightSpaceFeatures {
         debug_assert_eq!(wsfeat.channels(), self.cfg.c_in);
         debug_assert!(
             wsfeat.check_spec(&self.spec).is_ok(),
@@ -297,10 +315,35 @@ impl WsModuleT for NpLinear {
                     colfeat.push(s.a[l + 1].shallow_clone());
                 }
                 let (rowfeat, colfeat) = (Tensor::cat(&rowfeat, 1), Tensor::cat(&colfeat, 1));
-                let (w_out, b_out) = self.layers[l].forward(&s.w[l], &s.g, &rowfeat, &colfeat);
+                let scale = scales.map(|scales| &scales[l]);
+                let (w_out, b_out) =
+                    self.layers[l].forward(&s.w[l], &s.g, &rowfeat, &colfeat, scale);
                 (unfold(&w_out, self.spec.layer(l).kernel), b_out) // [b, c_out, n_out, n_in(, k..)]
             })
             .unzip();
         WeightSpaceFeatures::from_parts_unchecked(weights, biases)
+    }
+}
+
+impl WsModuleT for NpLinear {
+    /// # Shapes
+    /// weights `[b, c_in, n_out, n_in(, kh, kw)]` → `[b, c_out, n_out, n_in(, kh, kw)]`;
+    /// biases `[b, c_in, n_out]` → `[b, c_out, n_out]`
+    fn forward_t(&self, wsfeat: &WeightSpaceFeatures, _train: bool) -> WeightSpaceFeatures {
+        self.forward_with(wsfeat, None)
+    }
+}
+
+impl ChannelScaledT for NpLinear {
+    fn weight_channels(&self) -> Vec<i64> {
+        self.spec.filter_factors().iter().map(|k| k * self.cfg.c_out).collect()
+    }
+
+    fn forward_scaled(
+        &self,
+        wsfeat: &WeightSpaceFeatures,
+        scales: &[Tensor],
+    ) -> WeightSpaceFeatures {
+        self.forward_with(wsfeat, Some(scales))
     }
 }

@@ -5,6 +5,8 @@
 mod gradients;
 #[path = "nfn_layers/reference.rs"]
 mod reference;
+#[path = "nfn_layers/scaled.rs"]
+mod scaled;
 #[path = "nfn_layers/symmetry.rs"]
 mod symmetry;
 #[path = "nfn_layers/timing.rs"]

@@ -1,9 +1,10 @@
 //! InvariantNFN: the NFN classifier / regressor baseline (design.md §3.5), with NP or HNP layers.
 
 use nfn_layers::{
-    ChannelDropout, GaussianFourierConfig, GaussianFourierFeatures, HnpLinear, HnpLinearConfig,
-    HnpPool, IoSinusoidalConfig, IoSinusoidalEncoding, NpLinear, NpLinearConfig, NpPool,
-    WsActivation, WsLayerNorm, WsLayerNormConfig, WsModuleT, WsReadoutT, WsSequential,
+    ChannelDropout, ChannelScaledT, GaussianFourierConfig, GaussianFourierFeatures, HnpLinear,
+    HnpLinearConfig, HnpPool, IoSinusoidalConfig, IoSinusoidalEncoding, LinearReluDropout,
+    NpLinear, NpLinearConfig, NpPool, WsActivation, WsLayerNorm, WsLayerNormConfig, WsModuleT,
+    WsReadoutT, WsSequential,
 };
 use nfn_weightspace::{NetworkSpec, WeightSpaceFeatures};
 use serde::{Deserialize, Serialize};
@@ -126,23 +127,27 @@ impl InvariantNfn {
         }
         for (i, &c_out) in cfg.hidden.iter().enumerate() {
             let p = vs / format!("layer{i}");
-            match cfg.layer {
+            let linear: Box<dyn ChannelScaledT> = match cfg.layer {
                 NfnLayerKind::Np => {
                     let lcfg = NpLinearConfig { c_in: c, c_out, io_embed: cfg.io_embed };
-                    trunk.push(Box::new(NpLinear::new(&(&p / "linear"), spec, &lcfg)?));
+                    Box::new(NpLinear::new(&(&p / "linear"), spec, &lcfg)?)
                 }
                 NfnLayerKind::Hnp => {
                     let lcfg = HnpLinearConfig { c_in: c, c_out };
-                    trunk.push(Box::new(HnpLinear::new(&(&p / "linear"), spec, &lcfg)?));
+                    Box::new(HnpLinear::new(&(&p / "linear"), spec, &lcfg)?)
                 }
-            }
+            };
             if cfg.layer_norm {
+                // the norm sits between the layer and the ReLU, so the dropout cannot fold in
+                trunk.push(linear);
                 let ln = WsLayerNormConfig { channels: c_out, ..Default::default() };
                 trunk.push(Box::new(WsLayerNorm::new(&(&p / "norm"), spec, &ln)?));
-            }
-            trunk.push(Box::new(WsActivation::Relu));
-            if cfg.feature_dropout > 0.0 {
-                trunk.push(Box::new(ChannelDropout::new(cfg.feature_dropout)?));
+                trunk.push(Box::new(WsActivation::Relu));
+                if cfg.feature_dropout > 0.0 {
+                    trunk.push(Box::new(ChannelDropout::new(cfg.feature_dropout)?));
+                }
+            } else {
+                trunk.push(Box::new(LinearReluDropout::new(linear, cfg.feature_dropout)?));
             }
             c = c_out;
         }
