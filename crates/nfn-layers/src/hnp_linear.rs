@@ -11,7 +11,9 @@ use tch::{nn, Tensor};
 use crate::error::{Error, Result};
 use crate::init::{default_map, grouped_maps, ChannelAffine, MapShape};
 use crate::module::{ChannelScaledT, WsModuleT};
-use crate::np_linear::{check_channels, NpMaps, NpWidths, Summary};
+use crate::np_linear::{
+    channel_scaled_layer, check_channels, scale_output, NpMaps, NpWidths, Summary,
+};
 
 /// Configuration of [`HnpLinear`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -272,8 +274,8 @@ impl HnpLinear {
                 let (w_out, b_out) = match layer {
                     HnpLayer::Middle(maps) => middle_forward(maps, l, &x, scale),
                     // the first and last weights are small: scale them directly
-                    HnpLayer::First(maps) => scaled(maps.forward(&x), scale),
-                    HnpLayer::Last(maps) => scaled(maps.forward(&x), scale),
+                    HnpLayer::First(maps) => scale_output(maps.forward(&x), scale),
+                    HnpLayer::Last(maps) => scale_output(maps.forward(&x), scale),
                 };
                 (unfold(&w_out, self.spec.layer(l).kernel), b_out) // [b, c_out, n_out, n_in(, k..)]
             })
@@ -282,34 +284,4 @@ impl HnpLinear {
     }
 }
 
-/// A folded weight output `[b, o, n_out, n_in]` scaled per network and channel by `scale`
-/// (`[b, o]`), its bias untouched.
-fn scaled((w, b): (Tensor, Tensor), scale: Option<&Tensor>) -> (Tensor, Tensor) {
-    match scale {
-        Some(scale) => (w * scale.unsqueeze(2).unsqueeze(3), b),
-        None => (w, b),
-    }
-}
-
-impl WsModuleT for HnpLinear {
-    /// # Shapes
-    /// weights `[b, c_in, n_out, n_in(, kh, kw)]` → `[b, c_out, n_out, n_in(, kh, kw)]`;
-    /// biases `[b, c_in, n_out]` → `[b, c_out, n_out]`
-    fn forward_t(&self, wsfeat: &WeightSpaceFeatures, _train: bool) -> WeightSpaceFeatures {
-        self.forward_with(wsfeat, None)
-    }
-}
-
-impl ChannelScaledT for HnpLinear {
-    fn weight_channels(&self) -> Vec<i64> {
-        self.spec.filter_factors().iter().map(|k| k * self.cfg.c_out).collect()
-    }
-
-    fn forward_scaled(
-        &self,
-        wsfeat: &WeightSpaceFeatures,
-        scales: &[Tensor],
-    ) -> WeightSpaceFeatures {
-        self.forward_with(wsfeat, Some(scales))
-    }
-}
+channel_scaled_layer!(HnpLinear);

@@ -192,10 +192,16 @@ impl NpMaps {
             (rows.unsqueeze(2) + cols.unsqueeze(3)).internal_unsafe_view([b, o, n_out * n_in]);
         let _ = w_out.baddbmm_(&weight, &w.reshape([b, c, n_out * n_in]));
         let w_out = w_out.reshape([b, o, n_out, n_in]);
-        match out_scale.filter(|_| fold_scale.is_none()) {
-            Some(scale) => (w_out * scale.unsqueeze(2).unsqueeze(3), b_out),
-            None => (w_out, b_out),
-        }
+        scale_output((w_out, b_out), out_scale.filter(|_| fold_scale.is_none()))
+    }
+}
+
+/// A folded weight output `[b, o, n_out, n_in]` scaled per network and channel by `scale`
+/// (`[b, o]`), its bias untouched.
+pub(crate) fn scale_output((w, b): (Tensor, Tensor), scale: Option<&Tensor>) -> (Tensor, Tensor) {
+    match scale {
+        Some(scale) => (w * scale.unsqueeze(2).unsqueeze(3), b),
+        None => (w, b),
     }
 }
 
@@ -325,25 +331,34 @@ impl NpLinear {
     }
 }
 
-impl WsModuleT for NpLinear {
-    /// # Shapes
-    /// weights `[b, c_in, n_out, n_in(, kh, kw)]` → `[b, c_out, n_out, n_in(, kh, kw)]`;
-    /// biases `[b, c_in, n_out]` → `[b, c_out, n_out]`
-    fn forward_t(&self, wsfeat: &WeightSpaceFeatures, _train: bool) -> WeightSpaceFeatures {
-        self.forward_with(wsfeat, None)
-    }
-}
+/// [`WsModuleT`] and [`ChannelScaledT`] for an NP-style layer: one with a `spec`, a `cfg.c_out`
+/// and `forward_with(&self, wsfeat, scales: Option<&[Tensor]>)`.
+macro_rules! channel_scaled_layer {
+    ($layer:ty) => {
+        impl WsModuleT for $layer {
+            /// # Shapes
+            /// weights `[b, c_in, n_out, n_in(, kh, kw)]` → `[b, c_out, n_out, n_in(, kh, kw)]`;
+            /// biases `[b, c_in, n_out]` → `[b, c_out, n_out]`
+            fn forward_t(&self, wsfeat: &WeightSpaceFeatures, _train: bool) -> WeightSpaceFeatures {
+                self.forward_with(wsfeat, None)
+            }
+        }
 
-impl ChannelScaledT for NpLinear {
-    fn weight_channels(&self) -> Vec<i64> {
-        self.spec.filter_factors().iter().map(|k| k * self.cfg.c_out).collect()
-    }
+        impl ChannelScaledT for $layer {
+            fn weight_channels(&self) -> Vec<i64> {
+                self.spec.filter_factors().iter().map(|k| k * self.cfg.c_out).collect()
+            }
 
-    fn forward_scaled(
-        &self,
-        wsfeat: &WeightSpaceFeatures,
-        scales: &[Tensor],
-    ) -> WeightSpaceFeatures {
-        self.forward_with(wsfeat, Some(scales))
-    }
+            fn forward_scaled(
+                &self,
+                wsfeat: &WeightSpaceFeatures,
+                scales: &[Tensor],
+            ) -> WeightSpaceFeatures {
+                self.forward_with(wsfeat, Some(scales))
+            }
+        }
+    };
 }
+pub(crate) use channel_scaled_layer;
+
+channel_scaled_layer!(NpLinear);
