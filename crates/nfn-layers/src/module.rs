@@ -11,7 +11,7 @@ pub trait WsModuleT: std::fmt::Debug + Send {
 }
 
 /// An equivariant linear layer that can scale its weight outputs per network and output channel
-/// inside its small per-network maps, which costs no pass over the output: how
+/// inside its small per-network maps, where that is cheaper than a pass over the output: how
 /// [`LinearReluDropout`](crate::LinearReluDropout) folds channel dropout into the layer.
 pub trait ChannelScaledT: WsModuleT {
     /// Folded output channels `k_l c_out` of each weight tensor `l`.

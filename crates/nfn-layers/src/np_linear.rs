@@ -179,15 +179,15 @@ impl NpMaps {
         let (cols, b_out) =
             ChannelAffine::forward_seq_pair(&self.col, &self.bias_col, colfeat, extras);
         // A scale folds into per-network copies of the pointwise weight where they are smaller
-        // than the output; otherwise it multiplies the output.
-        let fold_scale = out_scale.filter(|_| c < n_out * n_in).map(|s| s.unsqueeze(2)); // [b, o, 1]
+        // than the output; otherwise it multiplies the output. Scale [b, o, 1], weight [b, o, C_l].
+        let fold_scale = out_scale.filter(|_| c < n_out * n_in).map(|s| s.unsqueeze(2));
         let (rows, cols, weight) = match &fold_scale {
             None => (rows, cols, self.pointwise.weight.expand([b, o, c], false)),
             Some(scale) => (rows * scale, cols * scale, &self.pointwise.weight * scale),
-        }; // weight [b, o, C_l]
-           // The broadcast sum is fresh, so the GEMM accumulates into it in place (out of place,
-           // baddbmm would first copy it whole). An unsafe view is not a view to autograd: an
-           // in-place update of a tracked view would make backward clone the whole gradient.
+        };
+        // The broadcast sum is fresh, so the GEMM accumulates into it in place (out of place,
+        // baddbmm would first copy it whole). An unsafe view is not a view to autograd: an
+        // in-place update of a tracked view would make backward clone the whole gradient.
         let mut w_out =
             (rows.unsqueeze(2) + cols.unsqueeze(3)).internal_unsafe_view([b, o, n_out * n_in]);
         let _ = w_out.baddbmm_(&weight, &w.reshape([b, c, n_out * n_in]));
