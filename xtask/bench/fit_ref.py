@@ -83,20 +83,23 @@ def fit_loop(targets, steps, lr):
     return out
 
 
-def fit_vmap(targets, steps, lr):
+def vmap_sirens(n):
+    """n fresh SIRENs stacked for vmap: (params detached from the modules, buffers, the batched
+    forward `f(params, buffers, xs)` -> [n, pixels])."""
     from torch.func import functional_call, stack_module_state, vmap
 
-    xs = grid()
-    models = [Siren() for _ in range(len(targets))]
+    models = [Siren() for _ in range(n)]
     params, buffers = stack_module_state(models)
     base = copy.deepcopy(models[0]).to("meta")
-    params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+    batched = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), in_dims=(0, 0, None))
+    return {k: v.detach() for k, v in params.items()}, buffers, batched
+
+
+def fit_vmap(targets, steps, lr):
+    xs = grid()
+    params, buffers, batched = vmap_sirens(len(targets))
+    params = {k: v.requires_grad_(True) for k, v in params.items()}
     opt = torch.optim.Adam(params.values(), lr=lr)
-
-    def one(p, b, x):
-        return functional_call(base, (p, b), (x,))
-
-    batched = vmap(one, in_dims=(0, 0, None))
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
         mse = ((batched(params, buffers, xs) - targets) ** 2).mean(dim=1)
@@ -109,16 +112,10 @@ def fit_vmap(targets, steps, lr):
 
 def fit_vmap_recipe(targets, steps, lr, final, target_db):
     """Our recipe under vmap: cosine learning rate, per-SIREN early stop, finished SIRENs dropped."""
-    from torch.func import functional_call, stack_module_state, vmap
-
     xs = grid()
-    models = [Siren() for _ in range(len(targets))]
-    params, buffers = stack_module_state(models)
-    base = copy.deepcopy(models[0]).to("meta")
-    params = {k: v.detach() for k, v in params.items()}
+    params, buffers, batched = vmap_sirens(len(targets))
     m = {k: torch.zeros_like(v) for k, v in params.items()}
     v2 = {k: torch.zeros_like(v) for k, v in params.items()}
-    batched = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), in_dims=(0, 0, None))
     target_mse = 4.0 / 10 ** (target_db / 10)
     n = len(targets)
     psnrs, took = [0.0] * n, [steps] * n
