@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::init::{default_map, grouped_maps, ChannelAffine, MapShape};
 use crate::module::{ChannelScaledT, WsModuleT};
 use crate::np_linear::{
-    channel_scaled_layer, check_channels, scale_output, NpMaps, NpWidths, Summary,
+    cat_last, channel_scaled_layer, check_channels, scale_output, NpMaps, NpWidths, Summary,
 };
 
 /// Configuration of [`HnpLinear`].
@@ -69,9 +69,11 @@ struct HnpInputs {
     s: Summary,
     /// `h`: `[b, H]`.
     h: Tensor,
-    /// Row `i` of `W_0` (hidden neuron `i` of layer 1): `[b, C_0 n_in, d_1]`, index `c*n_in + j`.
+    /// Row `i` of `W_0` (hidden neuron `i` of layer 1): `[b, C_0 n_in, d_1]`, index `c*n_in + j`,
+    /// laid out channels last (a transposed view) so that [`cat_last`] reads it in order.
     w0_rows: Tensor,
-    /// Column `j` of `W_{L-1}`: `[b, C_{L-1} n_out, d_{L-1}]`, index `c*n_out + i`.
+    /// Column `j` of `W_{L-1}`: `[b, C_{L-1} n_out, d_{L-1}]`, index `c*n_out + i`, laid out
+    /// channels last.
     wl_cols: Tensor,
 }
 
@@ -88,19 +90,17 @@ impl HnpInputs {
             ],
             1,
         ); // [b, H]
-        let w0_rows = s.w[0].transpose(2, 3).flatten(1, 2); // [b, C_0 n_in, d_1]
-        let wl_cols = s.w[last].flatten(1, 2); // [b, C_{L-1} n_out, d_{L-1}]
+        let (b, d_1, d_l) = (s.g.size()[0], s.w[0].size()[2], s.w[last].size()[3]);
+        // [b, d_1, C_0, n_in] -> [b, d_1, C_0 n_in] -> [b, C_0 n_in, d_1]
+        let w0_rows = s.w[0].permute([0, 2, 1, 3]).reshape([b, d_1, -1]).transpose(1, 2);
+        // [b, d_{L-1}, C_{L-1}, n_out] -> [b, d_{L-1}, C_{L-1} n_out] -> [b, C_{L-1} n_out, d_{L-1}]
+        let wl_cols = s.w[last].permute([0, 3, 1, 2]).reshape([b, d_l, -1]).transpose(1, 2);
         HnpInputs { s, h, w0_rows, wl_cols }
     }
 
     fn last(&self) -> usize {
         self.s.num_layers() - 1
     }
-}
-
-/// Concatenate per-neuron features along the channel axis.
-fn cat(parts: &[&Tensor]) -> Tensor {
-    Tensor::cat(parts, 1)
 }
 
 impl FirstMaps {
@@ -112,15 +112,14 @@ impl FirstMaps {
         if x.last() == 1 {
             f.push(&x.wl_cols);
         }
-        let f = cat(&f); // [b, F, d_1]
-        let (b, d1, n_in) = (f.size()[0], f.size()[2], s.w[0].size()[3]);
-        let shift = self.row_global.forward_vec(&x.h).unsqueeze(2); // [b, k_0 c_out n_in, 1]
-        let b_shift = self.bias_global.forward_vec(&x.h).unsqueeze(2); // [b, c_out, 1]
-        let extras = [Some(&shift), Some(&b_shift)];
-        // z [b, k_0 c_out n_in, d_1], b_out [b, c_out, d_1]
-        let (z, b_out) = ChannelAffine::forward_seq_pair(&self.row, &self.bias_row, &f, extras);
-        let w_out = z.reshape([b, -1, n_in, d1]).transpose(2, 3); // [b, k_0 c_out, d_1, n_in]
-        (w_out, b_out)
+        let f = cat_last(&f); // [b, d_1, F]
+        let (b, d1, n_in) = (f.size()[0], f.size()[1], s.w[0].size()[3]);
+        let shift = self.row_global.forward_vec(&x.h).unsqueeze(1); // [b, 1, k_0 c_out n_in]
+        let b_shift = self.bias_global.forward_vec(&x.h).unsqueeze(1); // [b, 1, c_out]
+                                                                       // z [b, d_1, k_0 c_out n_in], b_out [b, d_1, c_out]
+        let (z, b_out) = ChannelAffine::forward_vec_pair(&self.row, &self.bias_row, &f);
+        let w_out = (z + shift).reshape([b, d1, -1, n_in]).transpose(1, 2); // [b, k_0 c_out, d_1, n_in]
+        (w_out, (b_out + b_shift).transpose(1, 2))
     }
 }
 
@@ -133,11 +132,11 @@ impl LastMaps {
         if last == 1 {
             e.push(&x.w0_rows);
         }
-        let e = cat(&e); // [b, F, d_{L-1}]
-        let (b, d, n_out) = (e.size()[0], e.size()[2], s.w[last].size()[2]);
-        let shift = self.col_global.forward_vec(&x.h).unsqueeze(2); // [b, k c_out n_out, 1]
-        let z = self.col.forward_seq_add(&e, Some(&shift)); // [b, k c_out n_out, d_{L-1}]
-        let w_out = z.reshape([b, -1, n_out, d]); // [b, k c_out, n_out, d_{L-1}]
+        let e = cat_last(&e); // [b, d_{L-1}, F]
+        let (b, d, n_out) = (e.size()[0], e.size()[1], s.w[last].size()[2]);
+        let shift = self.col_global.forward_vec(&x.h).unsqueeze(1); // [b, 1, k c_out n_out]
+        let z = self.col.forward_vec(&e) + shift; // [b, d_{L-1}, k c_out n_out]
+        let w_out = z.reshape([b, d, -1, n_out]).permute([0, 2, 3, 1]); // [b, k c_out, n_out, d_{L-1}]
         let b_out = self.bias_global.forward_vec(&x.h).reshape([b, -1, n_out]); // [b, c_out, n_out]
         (w_out, b_out)
     }
@@ -163,7 +162,7 @@ fn middle_forward(
     if l + 2 == s.num_layers() {
         colfeat.push(&x.wl_cols);
     }
-    let (rowfeat, colfeat) = (cat(&rowfeat), cat(&colfeat)); // [b, R, d_l], [b, S, d_{l+1}]
+    let (rowfeat, colfeat) = (cat_last(&rowfeat), cat_last(&colfeat)); // [b, d_l, R], [b, d_{l+1}, S]
     maps.forward(&s.w[l], &x.h, &rowfeat, &colfeat, out_scale)
 }
 

@@ -8,7 +8,7 @@
 use tch::nn::{self, Init};
 use tch::Tensor;
 
-/// An affine map `x -> W x + bias` over the channel axis (axis 1) of a tensor.
+/// An affine map `x -> W x + bias` over the channel axis of a tensor, its last.
 ///
 /// Parameters: `weight` `[c_out, c_in]` and `bias` `[c_out]`, the layout of `nn.Linear` (and of a
 /// 1x1 `nn.Conv1d`/`nn.Conv2d` with its kernel axes dropped).
@@ -55,12 +55,6 @@ pub fn default_map(vs: &nn::Path, name: &str, c_in: i64, c_out: i64) -> ChannelA
     maps.pop().expect("grouped_maps returns one map per shape")
 }
 
-/// Sequences up to this length go through [`ChannelAffine::forward_seq_add`]'s convolution path.
-const SHORT_SEQ: i64 = 64;
-/// ... when the map has at least this many weights (below it the batched product's lower overhead
-/// wins; both measured on the CPU bench machine, fwd+bwd).
-const WIDE_MAP: i64 = 16384;
-
 impl ChannelAffine {
     /// Input width `c_in`.
     pub fn c_in(&self) -> i64 {
@@ -72,77 +66,32 @@ impl ChannelAffine {
         self.weight.size()[0]
     }
 
-    /// Apply to a batch of vectors.
+    /// Apply to the last axis, as one GEMM over all leading positions: for a channels-last
+    /// sequence `[b, n, c_in]` that is one product over all `b n` positions, whose weight
+    /// gradient has an inner dimension of `b n`. On the CPU bench machine that measured 10-15%
+    /// faster forward and backward than a 1x1 convolution over the channels-first sequence
+    /// (oneDNN reorders its input into a blocked layout every call) and up to 1.7x faster than
+    /// `b` batched products.
     ///
     /// # Shapes
-    /// `[b, c_in]` → `[b, c_out]`
+    /// `[.., c_in]` → `[.., c_out]`
     pub fn forward_vec(&self, xs: &Tensor) -> Tensor {
         xs.linear(&self.weight, Some(&self.bias))
     }
 
-    /// Apply along the channel axis of a sequence, adding `extra` (broadcastable to the output,
-    /// e.g. `[b, c_out, 1]`) in the same pass.
+    /// Apply two maps to the same input as one map of the stacked outputs (one product over the
+    /// input instead of two).
     ///
     /// # Shapes
-    /// `xs` `[b, c_in, n]` → `[b, c_out, n]`
-    pub fn forward_seq_add(&self, xs: &Tensor, extra: Option<&Tensor>) -> Tensor {
-        let (b, n) = (xs.size()[0], xs.size()[2]);
-        if n <= SHORT_SEQ && self.c_in() * self.c_out() >= WIDE_MAP {
-            // One GEMM over all `b n` positions (a 1x1 convolution): the batched form's weight
-            // gradient would be `b` products with an inner dimension of only `n`.
-            let ys = xs.conv1d(&self.weight.unsqueeze(2), Some(&self.bias), [1], [0], [1], 1);
-            return match extra {
-                Some(extra) => ys + extra,
-                None => ys,
-            };
-        }
-        let shift = self.bias.view([1, -1, 1]); // [1, c_out, 1]
-        let shift = match extra {
-            Some(extra) => extra + shift,
-            None => shift,
-        };
-        let weight = self.weight.expand([b, self.c_out(), self.c_in()], false); // [b, c_out, c_in]
-        shift.expand([b, self.c_out(), n], false).baddbmm(&weight, xs, 1.0, 1.0)
-    }
-
-    /// Apply along the channel axis of a sequence.
-    ///
-    /// # Shapes
-    /// `[b, c_in, n]` → `[b, c_out, n]`
-    pub fn forward_seq(&self, xs: &Tensor) -> Tensor {
-        self.forward_seq_add(xs, None)
-    }
-
-    /// Apply two maps to the same sequence as one map of the stacked outputs (one product over
-    /// the input instead of two), each output with its own `extra` as in [`Self::forward_seq_add`].
-    ///
-    /// # Shapes
-    /// `xs` `[b, c_in, n]` → (`[b, c_out_1, n]`, `[b, c_out_2, n]`)
-    pub fn forward_seq_pair(
-        first: &Self,
-        second: &Self,
-        xs: &Tensor,
-        extras: [Option<&Tensor>; 2],
-    ) -> (Tensor, Tensor) {
-        let (b, o1, o2) = (xs.size()[0], first.c_out(), second.c_out());
+    /// `xs` `[.., c_in]` → (`[.., c_out_1]`, `[.., c_out_2]`)
+    pub fn forward_vec_pair(first: &Self, second: &Self, xs: &Tensor) -> (Tensor, Tensor) {
         let both = ChannelAffine {
             weight: Tensor::cat(&[&first.weight, &second.weight], 0),
             bias: Tensor::cat(&[&first.bias, &second.bias], 0),
         };
-        let extra = match extras {
-            [None, None] => None,
-            [a, c] => {
-                let fill = |e: Option<&Tensor>, o| match e {
-                    Some(e) => e.expand([b, o, 1], false),
-                    None => {
-                        Tensor::zeros([1, 1, 1], (xs.kind(), xs.device())).expand([b, o, 1], false)
-                    }
-                };
-                Some(Tensor::cat(&[fill(a, o1), fill(c, o2)], 1))
-            }
-        };
-        let ys = both.forward_seq_add(xs, extra.as_ref());
-        let mut parts = ys.split_with_sizes([o1, o2], 1).into_iter();
+        let ys = both.forward_vec(xs);
+        let last = ys.dim() as i64 - 1;
+        let mut parts = ys.split_with_sizes([first.c_out(), second.c_out()], last).into_iter();
         (parts.next().expect("two parts"), parts.next().expect("two parts"))
     }
 }
@@ -172,14 +121,13 @@ mod tests {
     }
 
     #[test]
-    fn seq_matches_vec() {
+    fn a_sequence_map_is_the_matrix_product_at_every_position() {
         tch::manual_seed(1);
         let vs = nn::VarStore::new(Device::Cpu);
         let map = default_map(&vs.root(), "m", 3, 5);
-        let xs = Tensor::randn([2, 3, 4], (Kind::Float, Device::Cpu));
-        let seq = map.forward_seq(&xs);
-        let vec = map.forward_vec(&xs.transpose(1, 2).reshape([8, 3])).reshape([2, 4, 5]);
-        assert!(seq.allclose(&vec.transpose(1, 2), 1e-5, 1e-5, false));
+        let xs = Tensor::randn([2, 4, 3], (Kind::Float, Device::Cpu)); // [b, n, c_in]
+        let want = xs.matmul(&map.weight.tr()) + &map.bias;
+        assert!(map.forward_vec(&xs).allclose(&want, 1e-5, 1e-5, false));
     }
 
     #[test]
@@ -191,48 +139,13 @@ mod tests {
             weight: m.weight.to_kind(Kind::Double),
             bias: m.bias.to_kind(Kind::Double),
         };
-        // wide maps (the convolution path at n = 32) and narrow ones (the batched product)
         for (c_in, outs) in [(160, [128, 64]), (6, [4, 3])] {
             let first = double(default_map(&vs.root(), "a", c_in, outs[0]));
             let second = double(default_map(&vs.root(), "b", c_in, outs[1]));
-            let xs = Tensor::randn([2, c_in, 32], opts);
-            let extra = Tensor::randn([2, outs[1], 1], opts);
-            for extras in [[None, Some(&extra)], [None, None]] {
-                let (y1, y2) = ChannelAffine::forward_seq_pair(&first, &second, &xs, extras);
-                assert!(y1.allclose(&first.forward_seq_add(&xs, extras[0]), 1e-10, 1e-10, false));
-                assert!(y2.allclose(&second.forward_seq_add(&xs, extras[1]), 1e-10, 1e-10, false));
-            }
-        }
-    }
-
-    #[test]
-    fn the_convolution_and_batched_paths_agree_with_their_gradients() {
-        // a map wide enough for the convolution path at short lengths, the batched path beyond
-        tch::manual_seed(2);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let map = default_map(&vs.root(), "m", 160, 128);
-        assert!(map.c_in() * map.c_out() >= WIDE_MAP);
-        let opts = (Kind::Double, Device::Cpu);
-        let (weight, bias) = (map.weight.to_kind(Kind::Double), map.bias.to_kind(Kind::Double));
-        let map = ChannelAffine { weight: weight.set_requires_grad(true), bias: bias.detach() };
-        for n in [SHORT_SEQ, SHORT_SEQ + 1] {
-            let xs = Tensor::randn([3, 160, n], opts).set_requires_grad(true);
-            let extra = Tensor::randn([3, 128, 1], opts);
-            let ys = map.forward_seq_add(&xs, Some(&extra));
-            let want = map.weight.matmul(&xs) + map.bias.view([1, -1, 1]) + &extra;
-            assert!(ys.allclose(&want, 1e-10, 1e-10, false), "n = {n}");
-            let probe = Tensor::randn([3, 128, n], opts);
-            let grads = |ys: &Tensor| {
-                Tensor::run_backward(
-                    &[(ys * &probe).sum(Kind::Double)],
-                    &[&xs, &map.weight],
-                    false,
-                    false,
-                )
-            };
-            let (got, want) = (grads(&ys), grads(&want));
-            for (g, w) in got.iter().zip(&want) {
-                assert!(g.allclose(w, 1e-10, 1e-10, false), "gradients differ at n = {n}");
+            for xs in [Tensor::randn([2, 32, c_in], opts), Tensor::randn([2, c_in], opts)] {
+                let (y1, y2) = ChannelAffine::forward_vec_pair(&first, &second, &xs);
+                assert!(y1.allclose(&first.forward_vec(&xs), 1e-10, 1e-10, false));
+                assert!(y2.allclose(&second.forward_vec(&xs), 1e-10, 1e-10, false));
             }
         }
     }

@@ -158,8 +158,9 @@ impl NpMaps {
     /// output.
     ///
     /// # Shapes
-    /// `w` `[b, C_l, n_out, n_in]`, `global` `[b, G]`, `rowfeat` `[b, R, n_in]`, `colfeat`
-    /// `[b, S, n_out]` → weight `[b, k_l c_out, n_out, n_in]`, bias `[b, c_out, n_out]`
+    /// `w` `[b, C_l, n_out, n_in]`, `global` `[b, G]`, `rowfeat` `[b, n_in, R]`, `colfeat`
+    /// `[b, n_out, S]` (both channels-last, see [`cat_last`]) → weight
+    /// `[b, k_l c_out, n_out, n_in]`, bias `[b, c_out, n_out]`
     pub fn forward(
         &self,
         w: &Tensor,
@@ -169,31 +170,55 @@ impl NpMaps {
         out_scale: Option<&Tensor>,
     ) -> (Tensor, Tensor) {
         let (b, c, n_out, n_in) = w.size4().expect("folded weights are 4-D");
-        let o = self.pointwise.c_out();
+        let (o, p) = (self.pointwise.c_out(), n_out * n_in);
         // Everything but the pointwise term is constant along rows or columns.
         let shift = self.global.forward_vec(global) + &self.pointwise.bias; // [b, o]
-        let rows = self.row.forward_seq_add(rowfeat, Some(&shift.unsqueeze(2))); // [b, o, n_in]
-        let b_global = self.bias_global.forward_vec(global).unsqueeze(2); // [b, c_out, 1]
-        let extras = [None, Some(&b_global)];
-        // cols [b, o, n_out], b_out [b, c_out, n_out]
-        let (cols, b_out) =
-            ChannelAffine::forward_seq_pair(&self.col, &self.bias_col, colfeat, extras);
+        let rows = self.row.forward_vec(rowfeat) + shift.unsqueeze(1); // [b, n_in, o]
+        let b_global = self.bias_global.forward_vec(global).unsqueeze(1); // [b, 1, c_out]
+                                                                          // cols [b, n_out, o], b_out [b, n_out, c_out]
+        let (cols, b_out) = ChannelAffine::forward_vec_pair(&self.col, &self.bias_col, colfeat);
+        let b_out = (b_out + b_global).transpose(1, 2);
+        // Channels first for the broadcast sum, which takes its layout from them.
+        let (rows, cols) = (rows.transpose(1, 2).contiguous(), cols.transpose(1, 2).contiguous());
         // A scale folds into per-network copies of the pointwise weight where they are smaller
         // than the output; otherwise it multiplies the output. Scale [b, o, 1], weight [b, o, C_l].
-        let fold_scale = out_scale.filter(|_| c < n_out * n_in).map(|s| s.unsqueeze(2));
+        let fold_scale = out_scale.filter(|_| c < p).map(|s| s.unsqueeze(2));
         let (rows, cols, weight) = match &fold_scale {
-            None => (rows, cols, self.pointwise.weight.expand([b, o, c], false)),
-            Some(scale) => (rows * scale, cols * scale, &self.pointwise.weight * scale),
+            None => (rows, cols, None),
+            Some(scale) => (rows * scale, cols * scale, Some(&self.pointwise.weight * scale)),
         };
-        // The broadcast sum is fresh, so the GEMM accumulates into it in place (out of place,
-        // baddbmm would first copy it whole). An unsafe view is not a view to autograd: an
-        // in-place update of a tracked view would make backward clone the whole gradient.
-        let mut w_out =
-            (rows.unsqueeze(2) + cols.unsqueeze(3)).internal_unsafe_view([b, o, n_out * n_in]);
-        let _ = w_out.baddbmm_(&weight, &w.reshape([b, c, n_out * n_in]));
-        let w_out = w_out.reshape([b, o, n_out, n_in]);
+        let sum = rows.unsqueeze(2) + cols.unsqueeze(3); // [b, o, n_out, n_in], contiguous
+        let w_out = match weight {
+            // Few entries per network: one GEMM over all `b p` entries, channels last (the
+            // batched product's weight gradient would be `b` products of inner dimension `p`).
+            None if p <= SHORT_SEQ => {
+                let pointwise =
+                    w.reshape([b, c, p]).transpose(1, 2).matmul(&self.pointwise.weight.tr());
+                sum + pointwise.transpose(1, 2).reshape([b, o, n_out, n_in])
+            }
+            weight => {
+                let weight =
+                    weight.unwrap_or_else(|| self.pointwise.weight.expand([b, o, c], false));
+                // The broadcast sum is fresh, so the GEMM accumulates into it in place (out of
+                // place, baddbmm would first copy it whole). An unsafe view is not a view to
+                // autograd: an in-place update of a tracked view would make backward clone the
+                // whole gradient.
+                let mut w_out = sum.internal_unsafe_view([b, o, p]);
+                let _ = w_out.baddbmm_(&weight, &w.reshape([b, c, p]));
+                w_out.reshape([b, o, n_out, n_in])
+            }
+        };
         scale_output((w_out, b_out), out_scale.filter(|_| fold_scale.is_none()))
     }
+}
+
+/// Per-network sequences up to this length take the channels-last pointwise product.
+const SHORT_SEQ: i64 = 64;
+
+/// Channels-first per-neuron features `[b, c_i, n]` concatenated channels-last, `[b, n, Σ c_i]`,
+/// the layout in which an affine map over them is one GEMM over all `b n` neurons.
+pub(crate) fn cat_last(parts: &[&Tensor]) -> Tensor {
+    Tensor::cat(&parts.iter().map(|p| p.transpose(1, 2)).collect::<Vec<_>>(), 2)
 }
 
 /// A folded weight output `[b, o, n_out, n_in]` scaled per network and channel by `scale`
@@ -311,16 +336,15 @@ impl NpLinear {
         let n_layers = s.num_layers();
         let (weights, biases) = (0..n_layers)
             .map(|l| {
-                let mut rowfeat = vec![s.a[l].shallow_clone()]; // [b, C_l, n_in]
+                let mut rowfeat = vec![&s.a[l]]; // [b, C_l, n_in]
                 if l > 0 {
-                    rowfeat.extend([s.e[l - 1].shallow_clone(), s.b[l - 1].shallow_clone()]);
+                    rowfeat.extend([&s.e[l - 1], &s.b[l - 1]]);
                 }
-                // [b, _, n_out]
-                let mut colfeat = vec![s.e[l].shallow_clone(), s.b[l].shallow_clone()];
+                let mut colfeat = vec![&s.e[l], &s.b[l]]; // [b, _, n_out]
                 if l + 1 < n_layers {
-                    colfeat.push(s.a[l + 1].shallow_clone());
+                    colfeat.push(&s.a[l + 1]);
                 }
-                let (rowfeat, colfeat) = (Tensor::cat(&rowfeat, 1), Tensor::cat(&colfeat, 1));
+                let (rowfeat, colfeat) = (cat_last(&rowfeat), cat_last(&colfeat));
                 let scale = scales.map(|scales| &scales[l]);
                 let (w_out, b_out) =
                     self.layers[l].forward(&s.w[l], &s.g, &rowfeat, &colfeat, scale);
