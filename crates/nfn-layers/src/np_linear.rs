@@ -386,3 +386,51 @@ macro_rules! channel_scaled_layer {
 pub(crate) use channel_scaled_layer;
 
 channel_scaled_layer!(NpLinear);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    /// `NpMaps::forward` against its formula written out, at sizes that take the channels-last
+    /// pointwise product (`n_out n_in <= 64`) and the batched one, scaled or not.
+    #[test]
+    fn the_np_update_is_its_formula_on_both_pointwise_paths() {
+        tch::manual_seed(4);
+        let opts = (Kind::Double, Device::Cpu);
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let (b, c, k, c_out, g, r, s) = (2, 3, 1, 4, 5, 6, 7);
+        let widths = NpWidths { weight: c, global: g, row: r, col: s };
+        let maps = NpMaps::new(&vs.root(), widths, k, c_out);
+        vs.double();
+        let o = k * c_out;
+        for (n_out, n_in) in [(4, 5), (9, 8)] {
+            let w = Tensor::randn([b, c, n_out, n_in], opts);
+            let global = Tensor::randn([b, g], opts);
+            let rowfeat = Tensor::randn([b, n_in, r], opts);
+            let colfeat = Tensor::randn([b, n_out, s], opts);
+            let scale = Tensor::rand([b, o], opts);
+            let affine = |m: &ChannelAffine, x: &Tensor| x.matmul(&m.weight.tr()) + &m.bias;
+            let shift = affine(&maps.global, &global) + &maps.pointwise.bias; // [b, o]
+            let rows = affine(&maps.row, &rowfeat).transpose(1, 2); // [b, o, n_in]
+            let cols = affine(&maps.col, &colfeat).transpose(1, 2); // [b, o, n_out]
+            let pointwise =
+                Tensor::einsum("oc,bcij->boij", &[&maps.pointwise.weight, &w], None::<i64>);
+            let want_w =
+                pointwise + shift.view([b, o, 1, 1]) + rows.unsqueeze(2) + cols.unsqueeze(3);
+            let want_b = (affine(&maps.bias_col, &colfeat)
+                + affine(&maps.bias_global, &global).unsqueeze(1))
+            .transpose(1, 2);
+            for out_scale in [None, Some(&scale)] {
+                let (got_w, got_b) = maps.forward(&w, &global, &rowfeat, &colfeat, out_scale);
+                let want_w = match out_scale {
+                    Some(scale) => &want_w * scale.view([b, o, 1, 1]),
+                    None => want_w.shallow_clone(),
+                };
+                let at = format!("{n_out} x {n_in}, scaled {}", out_scale.is_some());
+                assert!(got_w.allclose(&want_w, 1e-10, 1e-10, false), "weights at {at}");
+                assert!(got_b.allclose(&want_b, 1e-10, 1e-10, false), "biases at {at}");
+            }
+        }
+    }
+}
