@@ -93,7 +93,8 @@ impl HnpInputs {
         let (b, d_1, d_l) = (s.g.size()[0], s.w[0].size()[2], s.w[last].size()[3]);
         // [b, d_1, C_0, n_in] -> [b, d_1, C_0 n_in] -> [b, C_0 n_in, d_1]
         let w0_rows = s.w[0].permute([0, 2, 1, 3]).reshape([b, d_1, -1]).transpose(1, 2);
-        // [b, d_{L-1}, C_{L-1}, n_out] -> [b, d_{L-1}, C_{L-1} n_out] -> [b, C_{L-1} n_out, d_{L-1}]
+        // [b, d_{L-1}, C_{L-1}, n_out] -> [b, d_{L-1}, C_{L-1} n_out]
+        // -> [b, C_{L-1} n_out, d_{L-1}]
         let wl_cols = s.w[last].permute([0, 3, 1, 2]).reshape([b, d_l, -1]).transpose(1, 2);
         HnpInputs { s, h, w0_rows, wl_cols }
     }
@@ -116,9 +117,11 @@ impl FirstMaps {
         let (b, d1, n_in) = (f.size()[0], f.size()[1], s.w[0].size()[3]);
         let shift = self.row_global.forward_vec(&x.h).unsqueeze(1); // [b, 1, k_0 c_out n_in]
         let b_shift = self.bias_global.forward_vec(&x.h).unsqueeze(1); // [b, 1, c_out]
-                                                                       // z [b, d_1, k_0 c_out n_in], b_out [b, d_1, c_out]
+
+        // z [b, d_1, k_0 c_out n_in], b_out [b, d_1, c_out]
         let (z, b_out) = ChannelAffine::forward_vec_pair(&self.row, &self.bias_row, &f);
-        let w_out = (z + shift).reshape([b, d1, -1, n_in]).transpose(1, 2); // [b, k_0 c_out, d_1, n_in]
+        // [b, d_1, k_0 c_out, n_in] -> [b, k_0 c_out, d_1, n_in]
+        let w_out = (z + shift).reshape([b, d1, -1, n_in]).transpose(1, 2);
         (w_out, (b_out + b_shift).transpose(1, 2))
     }
 }
@@ -136,7 +139,9 @@ impl LastMaps {
         let (b, d, n_out) = (e.size()[0], e.size()[1], s.w[last].size()[2]);
         let shift = self.col_global.forward_vec(&x.h).unsqueeze(1); // [b, 1, k c_out n_out]
         let z = self.col.forward_vec(&e) + shift; // [b, d_{L-1}, k c_out n_out]
-        let w_out = z.reshape([b, d, -1, n_out]).permute([0, 2, 3, 1]); // [b, k c_out, n_out, d_{L-1}]
+
+        // [b, d_{L-1}, k c_out, n_out] -> [b, k c_out, n_out, d_{L-1}]
+        let w_out = z.reshape([b, d, -1, n_out]).permute([0, 2, 3, 1]);
         let b_out = self.bias_global.forward_vec(&x.h).reshape([b, -1, n_out]); // [b, c_out, n_out]
         (w_out, b_out)
     }
@@ -162,7 +167,8 @@ fn middle_forward(
     if l + 2 == s.num_layers() {
         colfeat.push(&x.wl_cols);
     }
-    let (rowfeat, colfeat) = (cat_last(&rowfeat), cat_last(&colfeat)); // [b, d_l, R], [b, d_{l+1}, S]
+    // [b, d_l, R], [b, d_{l+1}, S]
+    let (rowfeat, colfeat) = (cat_last(&rowfeat), cat_last(&colfeat));
     maps.forward(&s.w[l], &x.h, &rowfeat, &colfeat, out_scale)
 }
 

@@ -8,7 +8,7 @@
 use tch::nn::{self, Init};
 use tch::Tensor;
 
-/// An affine map `x -> W x + bias` over the channel axis of a tensor, its last.
+/// An affine map `x -> W x + bias` over the last (channel) axis of a tensor.
 ///
 /// Parameters: `weight` `[c_out, c_in]` and `bias` `[c_out]`, the layout of `nn.Linear` (and of a
 /// 1x1 `nn.Conv1d`/`nn.Conv2d` with its kernel axes dropped).

@@ -175,7 +175,8 @@ impl NpMaps {
         let shift = self.global.forward_vec(global) + &self.pointwise.bias; // [b, o]
         let rows = self.row.forward_vec(rowfeat) + shift.unsqueeze(1); // [b, n_in, o]
         let b_global = self.bias_global.forward_vec(global).unsqueeze(1); // [b, 1, c_out]
-                                                                          // cols [b, n_out, o], b_out [b, n_out, c_out]
+
+        // cols [b, n_out, o], b_out [b, n_out, c_out]
         let (cols, b_out) = ChannelAffine::forward_vec_pair(&self.col, &self.bias_col, colfeat);
         let b_out = (b_out + b_global).transpose(1, 2);
         // Channels first for the broadcast sum, which takes its layout from them.
