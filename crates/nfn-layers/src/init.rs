@@ -12,6 +12,9 @@ use tch::Tensor;
 ///
 /// Parameters: `weight` `[c_out, c_in]` and `bias` `[c_out]`, the layout of `nn.Linear` (and of a
 /// 1x1 `nn.Conv1d`/`nn.Conv2d` with its kernel axes dropped).
+///
+/// It computes what [`crate::ChannelLinear`] computes; it is the NP/HNP layers' own type because
+/// its bias is always there and drawn from the bound of its group ([`grouped_maps`]).
 #[derive(Debug)]
 pub struct ChannelAffine {
     /// `[c_out, c_in]`.

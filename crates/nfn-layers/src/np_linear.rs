@@ -192,7 +192,7 @@ impl NpMaps {
         let w_out = match weight {
             // Few entries per network: one GEMM over all `b p` entries, channels last (the
             // batched product's weight gradient would be `b` products of inner dimension `p`).
-            None if p <= SHORT_SEQ => {
+            None if p <= FEW_ENTRIES => {
                 let pointwise =
                     w.reshape([b, c, p]).transpose(1, 2).matmul(&self.pointwise.weight.tr());
                 sum + pointwise.transpose(1, 2).reshape([b, o, n_out, n_in])
@@ -213,8 +213,8 @@ impl NpMaps {
     }
 }
 
-/// Per-network sequences up to this length take the channels-last pointwise product.
-const SHORT_SEQ: i64 = 64;
+/// Tensors with at most this many entries per network take the channels-last pointwise product.
+const FEW_ENTRIES: i64 = 64;
 
 /// Channels-first per-neuron features `[b, c_i, n]` concatenated channels-last, `[b, n, Σ c_i]`,
 /// the layout in which an affine map over them is one GEMM over all `b n` neurons.
