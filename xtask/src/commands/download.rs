@@ -18,8 +18,9 @@ use md5::{Digest, Md5};
 use crate::util::root;
 
 mod catalog;
+mod local;
 
-use catalog::SIREN_DRIVE;
+use catalog::{DEFAULT_MIRROR, SIREN_DRIVE};
 pub use catalog::{dataset, Dataset};
 
 /// Options of `download`.
@@ -32,16 +33,39 @@ pub struct Args {
     /// Destination root (default: `data/` in the workspace).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Use this local archive instead of downloading (required for the SIREN sets).
+    /// Take the set from this local copy instead of downloading: its archive (required for the
+    /// SIREN sets), or a mirror folder holding its files, plain or `.gz`, checked against the
+    /// catalog's MD5s of their uncompressed content (`../shared/data/mnist`).
     #[arg(long)]
     pub from: Option<PathBuf>,
 }
 
-/// Download (or take `--from`) and unpack one data set.
+/// Download (or take `--from`, or from the default mirror) and unpack one data set.
 pub fn run(args: &Args) -> Result<()> {
     let set = dataset(&args.dataset)?;
     let data_root = args.dir.clone().unwrap_or_else(|| root().join("data"));
-    install(&set, &data_root, args.from.as_deref(), true).map(|_| ())
+    let from = args.from.clone().or_else(|| mirror_folder(&set));
+    install(&set, &data_root, from.as_deref(), true).map(|_| ())
+}
+
+/// The environment variable naming a local mirror folder (one sub-folder per set, named as the
+/// set's folder under `data/`) that `download` takes sets from when no `--from` is given; empty
+/// turns the mirror off.
+pub const MIRROR_ENV: &str = "NFN_DATA_MIRROR";
+
+/// `set`'s folder in the local mirror ([`MIRROR_ENV`], else [`DEFAULT_MIRROR`] beside the
+/// workspace), where that folder exists and the catalog records the checksums to check it by.
+fn mirror_folder(set: &Dataset) -> Option<PathBuf> {
+    let mirror = match std::env::var_os(MIRROR_ENV) {
+        Some(m) if m.is_empty() => return None,
+        Some(m) => PathBuf::from(m),
+        None => root().join(DEFAULT_MIRROR),
+    };
+    let folder = mirror.join(set.subdir);
+    (local::takes_folder(set) && folder.is_dir()).then(|| {
+        eprintln!("xtask: taking {} from the local mirror {} ({MIRROR_ENV})", set.name, folder.display());
+        folder
+    })
 }
 
 /// Fetch `set`'s files (or take the archive `from`) into `data_root/<subdir>`, verified, unpack
@@ -58,11 +82,17 @@ pub fn install(
 ) -> Result<PathBuf> {
     let dir = data_root.join(set.subdir);
     fs::create_dir_all(&dir).with_context(|| format!("creating {dir:?}"))?;
-    if dir.join(set.ready).exists() {
+    if dir.join(set.ready).exists() || local::has_contents(set, &dir) {
         eprintln!("xtask: {} is already in {}", set.name, dir.display());
         return Ok(dir);
     }
     let archives: Vec<PathBuf> = match (from, set.manual) {
+        (Some(from), _) if from.is_dir() && local::takes_folder(set) => {
+            local::install_from_folder(set, from, &dir)?;
+            eprintln!("xtask: {} ready in {}", set.name, dir.display());
+            return Ok(dir);
+        }
+        (Some(from), _) if from.is_dir() => archives_in_folder(set, from, &dir)?,
         (Some(from), _) => vec![from.to_path_buf()],
         (None, Some(tar)) => bail!(
             "{} is in a Google Drive folder, which has no plain download URL.\n\
@@ -72,6 +102,12 @@ pub fn install(
             set.name,
             set.name,
             dir.display()
+        ),
+        (None, None) if set.files.is_empty() => bail!(
+            "{} has no download URL: take it from a folder that holds it, \
+             `cargo xtask download {} --from <folder>` (docs/datasets.md)",
+            set.name,
+            set.name
         ),
         (None, None) => {
             let agent = agent();
@@ -93,6 +129,34 @@ pub fn install(
     }
     eprintln!("xtask: {} ready in {}", set.name, dir.display());
     Ok(dir)
+}
+
+/// A mirror folder holding `set`'s archive or files under their catalog names (or, for a manual
+/// set, its tarball): each is checked against its published MD5 where there is one; files that are
+/// not archives are copied into `dir`, the archives returned for unpacking.
+fn archives_in_folder(set: &Dataset, from: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
+    let wanted: Vec<(&str, Option<&str>)> = match set.manual {
+        Some(tar) => vec![(tar, None)],
+        None => set.files.iter().map(|r| (r.file, r.md5)).collect(),
+    };
+    let mut out = Vec::new();
+    for (file, md5) in wanted {
+        let path = from.join(file);
+        if !path.is_file() {
+            bail!("{}: missing from the mirror folder {}", path.display(), from.display());
+        }
+        if let Some(want) = md5 {
+            let got = md5_file(&path)?;
+            if got != want {
+                bail!("{}: MD5 {got}, the catalog's is {want}; refused, nothing placed", path.display());
+            }
+        }
+        out.push(path);
+    }
+    for path in out.iter().filter(|p| !is_archive(p)) {
+        local::place(path, &dir.join(path.file_name().unwrap_or_default()))?;
+    }
+    Ok(out.into_iter().filter(|p| is_archive(p)).collect())
 }
 
 /// An HTTP agent with rustls and generous timeouts.

@@ -13,6 +13,17 @@ pub struct Remote {
     pub md5: Option<&'static str>,
 }
 
+/// One file of a data set as it lies unpacked, for taking the set from a local mirror
+/// (`download <set> --from <dir>`): its path under the set's folder and the MD5 of its
+/// uncompressed content (the same whether a mirror holds it plain or gzipped).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Content {
+    /// Path relative to the set's folder, uncompressed name.
+    pub path: &'static str,
+    /// Lower-case hex MD5 of the uncompressed file.
+    pub md5: &'static str,
+}
+
 /// A data set: where its files come from and where they go under the data root.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
@@ -26,11 +37,19 @@ pub struct Dataset {
     pub ready: &'static str,
     /// For manual-download sets: what to do by hand.
     pub manual: Option<&'static str>,
+    /// The unpacked files with the MD5s of their content, where known: what `--from <dir>` takes
+    /// and checks. Empty: `--from` takes only the set's archive.
+    pub contents: Vec<Content>,
 }
 
 /// The Google Drive folder of the reference SIREN sets (no plain download URLs).
 pub const SIREN_DRIVE: &str =
     "https://drive.google.com/drive/folders/15CdOTPWHqDcS4SwbIdm100rXkTYZPcC5";
+
+/// The local mirror `download` takes sets from when `--from` is not given and `NFN_DATA_MIRROR` is
+/// not set, relative to the workspace: the project machines' shared data folder (MNIST and the
+/// CIFAR-10 subset; `../shared/data/README.md`). Absent elsewhere, where the URLs are used.
+pub const DEFAULT_MIRROR: &str = "../shared/data";
 
 /// The reference's zoo split files: URL, file name, MD5.
 const ZOO_SPLITS: [(&str, &str, &str); 4] = [
@@ -82,6 +101,37 @@ const FASHION_MNIST: [(&str, &str, &str); 4] = [
     ),
 ];
 
+/// MNIST's four files uncompressed, with the canonical MD5s of their content.
+const MNIST_CONTENT: [(&str, &str); 4] = [
+    ("train-images-idx3-ubyte", "6bbc9ace898e44ae57da46a324031adb"),
+    ("train-labels-idx1-ubyte", "a25bea736e30d166cdddb491f175f624"),
+    ("t10k-images-idx3-ubyte", "2646ac647ad5339dbf082846283269ea"),
+    ("t10k-labels-idx1-ubyte", "27ae3e4e09519cfbb04c329615203637"),
+];
+
+/// FashionMNIST's four files uncompressed (the content of Zalando's `.gz` files, which Debian's
+/// package holds recompressed): MD5s measured on Debian's `dataset-fashion-mnist` (2026-12-07).
+const FASHION_MNIST_CONTENT: [(&str, &str); 4] = [
+    ("train-images-idx3-ubyte", "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
+    ("train-labels-idx1-ubyte", "9018921c3c673c538a1fc5bad174d6f9"),
+    ("t10k-images-idx3-ubyte", "8181f5470baa50b63fa0f6fddb340f0a"),
+    ("t10k-labels-idx1-ubyte", "15d484375f8d13e6eb1aabb0c3f46965"),
+];
+
+/// The CIFAR-10 subset's six batch files (1,017 records each).
+const CIFAR10_SUBSET_CONTENT: [(&str, &str); 6] = [
+    ("cifar-10-batches-bin/data_batch_1.bin", "62f96788be656b9613f40150fe2dda66"),
+    ("cifar-10-batches-bin/data_batch_2.bin", "dba81ae79c6bb902054ffa93f0a5ba49"),
+    ("cifar-10-batches-bin/data_batch_3.bin", "ce8b36aa75ea547b647c849f5a3faac8"),
+    ("cifar-10-batches-bin/data_batch_4.bin", "9548927dc715700d733c40695d94a590"),
+    ("cifar-10-batches-bin/data_batch_5.bin", "76194cdcb36d1a469e54752268defd4a"),
+    ("cifar-10-batches-bin/test_batch.bin", "6ac134a1c8e0e152e254c10d0fc92b6f"),
+];
+
+fn contents(table: &[(&'static str, &'static str)]) -> Vec<Content> {
+    table.iter().map(|&(path, md5)| Content { path, md5 }).collect()
+}
+
 /// The known data sets (design.md §6.1, §6.3).
 pub fn dataset(name: &str) -> Result<Dataset> {
     let remote = |url, file, md5| Remote { url, file, md5 };
@@ -91,6 +141,7 @@ pub fn dataset(name: &str) -> Result<Dataset> {
         files: vec![],
         ready: dir,
         manual: Some(tar),
+        contents: vec![],
     };
     Ok(match name {
         "mnist" => Dataset {
@@ -120,6 +171,7 @@ pub fn dataset(name: &str) -> Result<Dataset> {
             ],
             ready: "t10k-labels-idx1-ubyte.gz",
             manual: None,
+            contents: contents(&MNIST_CONTENT),
         },
         // For machines without Debian's `dataset-fashion-mnist`; `nfn` looks in
         // /usr/share/datasets/fashion-mnist first, then in data/fashion-mnist.
@@ -132,6 +184,7 @@ pub fn dataset(name: &str) -> Result<Dataset> {
                 .collect(),
             ready: "t10k-labels-idx1-ubyte.gz",
             manual: None,
+            contents: contents(&FASHION_MNIST_CONTENT),
         },
         "cifar10" => Dataset {
             name: "cifar10",
@@ -143,6 +196,7 @@ pub fn dataset(name: &str) -> Result<Dataset> {
             )],
             ready: "cifar-10-batches-bin/test_batch.bin",
             manual: None,
+            contents: vec![],
         },
         // SVHN's cropped digits (format 2), for `nfn make-zoo --dataset svhn-gs`: MATLAB v5 files;
         // MD5s as in torchvision's SVHN resource list.
@@ -163,6 +217,19 @@ pub fn dataset(name: &str) -> Result<Dataset> {
             ],
             ready: "test_32x32.mat",
             manual: None,
+            contents: vec![],
+        },
+        // A real subset of CIFAR-10 (the first 1,017 photos of each official batch: 5,085 training
+        // and 1,017 test images, official binary layout), for machines that cannot reach the full
+        // set; it has no URL, only `--from` a folder holding it (`../shared/data/cifar10-subset`).
+        // MD5s of the subset's files. Results on it are labelled "subset".
+        "cifar10-subset" => Dataset {
+            name: "cifar10-subset",
+            subdir: "cifar10-subset",
+            files: vec![],
+            ready: "cifar-10-batches-bin/test_batch.bin",
+            manual: None,
+            contents: contents(&CIFAR10_SUBSET_CONTENT),
         },
         "siren-mnist" => siren("siren-mnist", "siren_mnist_wts.tar", "siren_mnist_wts"),
         "siren-fashion" => siren("siren-fashion", "siren_fashion_wts.tar", "siren_fashion_wts"),
@@ -177,6 +244,7 @@ pub fn dataset(name: &str) -> Result<Dataset> {
             )],
             ready: "cifar10/weights.npy",
             manual: None,
+            contents: vec![],
         },
         "cnn-zoo-svhn" => Dataset {
             name: "cnn-zoo-svhn",
@@ -188,6 +256,7 @@ pub fn dataset(name: &str) -> Result<Dataset> {
             )],
             ready: "svhn_cropped/weights.npy",
             manual: None,
+            contents: vec![],
         },
         "cnn-zoo-mnist" => Dataset {
             name: "cnn-zoo-mnist",
@@ -199,6 +268,7 @@ pub fn dataset(name: &str) -> Result<Dataset> {
             )],
             ready: "mnist/weights.npy",
             manual: None,
+            contents: vec![],
         },
         "cnn-zoo-fashion-mnist" => Dataset {
             name: "cnn-zoo-fashion-mnist",
@@ -210,6 +280,7 @@ pub fn dataset(name: &str) -> Result<Dataset> {
             )],
             ready: "fashion_mnist/weights.npy",
             manual: None,
+            contents: vec![],
         },
         // The reference's fixed permutation files (design.md §6.3, §8.4), from its repository at
         // the commit the spec describes; MD5s of those blobs.
@@ -222,9 +293,10 @@ pub fn dataset(name: &str) -> Result<Dataset> {
                 .collect(),
             ready: "svhn_split.csv",
             manual: None,
+            contents: vec![],
         },
         _ => bail!(
-            "unknown data set {name:?}; available: mnist, fashion-mnist, cifar10, svhn, siren-mnist, \
+            "unknown data set {name:?}; available: mnist, fashion-mnist, cifar10, cifar10-subset, svhn, siren-mnist, \
              siren-fashion, siren-cifar, cnn-zoo-cifar10, cnn-zoo-svhn, cnn-zoo-mnist, cnn-zoo-fashion-mnist, \
              cnn-zoo-splits"
         ),

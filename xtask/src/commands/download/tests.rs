@@ -4,7 +4,7 @@
 //! Nothing here touches the network.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -344,4 +344,105 @@ fn corrupt_fashion_mnist_file_is_refused_naming_it() {
     assert!(dir.join("train-labels-idx1-ubyte.gz").exists());
     assert!(!dir.join(bad).exists() && !part_path(&dir.join(bad)).exists());
     assert!(!dir.join(set.ready).exists());
+}
+
+/// The MNIST catalog entry with test payloads in place of its files: a mirror folder `from` holding
+/// the first two plain and the last two gzipped, and the set with their MD5s recorded.
+fn mnist_mirror(from: &Path) -> (Dataset, Vec<Vec<u8>>) {
+    let mut set = dataset("mnist").unwrap();
+    let mut bodies = Vec::new();
+    for (i, content) in set.contents.iter_mut().enumerate() {
+        let body = payload(10_000 + 13 * i);
+        content.md5 = leak(md5_of(&body));
+        if i < 2 {
+            fs::write(from.join(content.path), &body).unwrap();
+        } else {
+            let mut gz = flate2::write::GzEncoder::new(
+                File::create(from.join(format!("{}.gz", content.path))).unwrap(),
+                flate2::Compression::fast(),
+            );
+            gz.write_all(&body).unwrap();
+            gz.finish().unwrap();
+        }
+        bodies.push(body);
+    }
+    (set, bodies)
+}
+
+#[test]
+fn mirror_folder_plain_and_gzip_are_accepted_and_land_as_they_came() {
+    let from = tempfile::tempdir().unwrap();
+    let (set, bodies) = mnist_mirror(from.path());
+    let root = tempfile::tempdir().unwrap();
+    let dir = install(&set, root.path(), Some(from.path()), false).unwrap();
+    assert_eq!(dir, root.path().join("mnist"));
+    for (i, (content, body)) in set.contents.iter().zip(&bodies).enumerate() {
+        let landed = if i < 2 {
+            fs::read(dir.join(content.path)).unwrap()
+        } else {
+            let mut out = Vec::new();
+            let file = File::open(dir.join(format!("{}.gz", content.path))).unwrap();
+            flate2::read::GzDecoder::new(file).read_to_end(&mut out).unwrap();
+            out
+        };
+        assert_eq!(&landed, body, "{}", content.path);
+    }
+    assert!(fs::read_dir(&dir).unwrap().all(|e| !e.unwrap().path().to_string_lossy().ends_with(".part")));
+    // Ready now: a second run takes nothing (an empty mirror would be refused).
+    let empty = tempfile::tempdir().unwrap();
+    install(&set, root.path(), Some(empty.path()), false).unwrap();
+}
+
+#[test]
+fn mirror_folder_with_a_flipped_byte_or_a_missing_file_is_refused_naming_it() {
+    let from = tempfile::tempdir().unwrap();
+    let (set, _) = mnist_mirror(from.path());
+    // One flipped byte in a plain file: refused, named, nothing placed (not even the good files).
+    let victim = from.path().join(set.contents[1].path);
+    let mut bytes = fs::read(&victim).unwrap();
+    bytes[100] ^= 0x01;
+    fs::write(&victim, &bytes).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let err = format!("{:#}", install(&set, root.path(), Some(from.path()), false).unwrap_err());
+    assert!(err.contains(&victim.display().to_string()) && err.contains(set.contents[1].md5), "{err}");
+    assert_eq!(fs::read_dir(root.path().join("mnist")).unwrap().count(), 0);
+    // Mended, the same mirror is taken.
+    bytes[100] ^= 0x01;
+    fs::write(&victim, &bytes).unwrap();
+    install(&set, root.path(), Some(from.path()), false).unwrap();
+    // A missing file is named with the paths looked at.
+    let from2 = tempfile::tempdir().unwrap();
+    let (set2, _) = mnist_mirror(from2.path());
+    fs::remove_file(from2.path().join(format!("{}.gz", set2.contents[3].path))).unwrap();
+    let root2 = tempfile::tempdir().unwrap();
+    let err = format!("{:#}", install(&set2, root2.path(), Some(from2.path()), false).unwrap_err());
+    assert!(err.contains("t10k-labels-idx1-ubyte") && err.contains("missing"), "{err}");
+}
+
+#[test]
+fn mirror_gzip_with_corrupt_content_is_refused() {
+    let from = tempfile::tempdir().unwrap();
+    let (mut set, _) = mnist_mirror(from.path());
+    // The gzipped file is intact but its content is not the catalog's.
+    set.contents[2].md5 = leak(md5_of(b"another content"));
+    let root = tempfile::tempdir().unwrap();
+    let err = format!("{:#}", install(&set, root.path(), Some(from.path()), false).unwrap_err());
+    assert!(err.contains("t10k-images-idx3-ubyte.gz") && err.contains("uncompressed"), "{err}");
+}
+
+/// The real mirror of this project's machines, against the catalog's canonical MD5s: MNIST, and
+/// the CIFAR-10 subset. Skipped (saying so) where `../shared/data` is absent.
+#[test]
+fn shared_data_mirror_matches_the_catalog() {
+    let shared = crate::util::root().join("../shared/data");
+    if !shared.join("mnist").is_dir() {
+        eprintln!("SKIPPED: {} is absent on this machine", shared.display());
+        return;
+    }
+    for (name, folder) in [("mnist", "mnist"), ("cifar10-subset", "cifar10-subset")] {
+        let set = dataset(name).unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let dir = install(&set, root.path(), Some(&shared.join(folder)), false).unwrap();
+        assert!(dir.join(set.ready).exists() || local::has_contents(&set, &dir), "{name}");
+    }
 }
