@@ -14,6 +14,7 @@ pub mod invariant_nfn;
 pub mod mlp;
 pub mod model;
 pub mod nft;
+pub mod probe;
 pub mod statnet;
 pub mod train;
 
@@ -24,6 +25,7 @@ pub use invariant_nfn::{InvariantNfn, InvariantNfnConfig, NfnLayerKind, PoolKind
 pub use mlp::{MlpConfig, MlpOnWeights};
 pub use model::{InvariantModel, ModelConfig};
 pub use nft::{NftInput, NftModel, NftModelConfig, NftReadout};
+pub use probe::{ProbeConfig, ProbeModel};
 pub use statnet::StatNet;
 pub use train::{
     evaluate, hardware, kendall_tau_b, load_model, save_model, train, AdamW, Batch, Best,

@@ -9,6 +9,7 @@ use crate::head::MlpHeadConfig;
 use crate::invariant_nfn::{InvariantNfn, InvariantNfnConfig};
 use crate::mlp::{MlpConfig, MlpOnWeights};
 use crate::nft::{NftModel, NftModelConfig};
+use crate::probe::{ProbeConfig, ProbeModel};
 use crate::statnet::StatNet;
 
 /// A model from weight-space features to one output vector per network.
@@ -18,7 +19,7 @@ pub trait InvariantModel: std::fmt::Debug {
     fn forward_t(&self, wsfeat: &WeightSpaceFeatures, train: bool) -> Tensor;
 }
 
-/// Any invariant model (`kind = "nft" | "nfn" | "mlp" | "statnet"` in TOML).
+/// Any invariant model (`kind = "nft" | "nfn" | "mlp" | "statnet" | "probe" | "probegen"` in TOML).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ModelConfig {
@@ -30,6 +31,10 @@ pub enum ModelConfig {
     Mlp(MlpConfig),
     /// StatNet.
     Statnet(MlpHeadConfig),
+    /// Vanilla probing: the network's outputs at learned inputs, then an MLP.
+    Probe(ProbeConfig),
+    /// ProbeGen: probing with inputs made by a deep linear generator from learned codes.
+    Probegen(ProbeConfig),
 }
 
 impl ModelConfig {
@@ -43,10 +48,11 @@ impl ModelConfig {
             ModelConfig::Nfn(c) => c.validate(),
             ModelConfig::Mlp(c) => c.validate(),
             ModelConfig::Statnet(c) => c.validate(),
+            ModelConfig::Probe(c) | ModelConfig::Probegen(c) => c.validate(),
         }
     }
 
-    /// A short name for tables (`nft`, `nfn-hnp`, `nfn-np`, `mlp`, `statnet`).
+    /// A short name for tables (`nft`, `nfn-hnp`, `nfn-np`, `mlp`, `statnet`, `probe`, `probegen`).
     pub fn name(&self) -> &'static str {
         match self {
             ModelConfig::Nft(_) => "nft",
@@ -54,7 +60,15 @@ impl ModelConfig {
             ModelConfig::Nfn(_) => "nfn-hnp",
             ModelConfig::Mlp(_) => "mlp",
             ModelConfig::Statnet(_) => "statnet",
+            ModelConfig::Probe(_) => "probe",
+            ModelConfig::Probegen(_) => "probegen",
         }
+    }
+
+    /// Whether the model runs the networks its input describes, so it must see their raw weights
+    /// (no per-position standardisation of the data).
+    pub fn reads_raw_weights(&self) -> bool {
+        matches!(self, ModelConfig::Probe(_) | ModelConfig::Probegen(_))
     }
 
     /// Build the model in `vs` for 1-channel features of `spec`.
@@ -72,6 +86,8 @@ impl ModelConfig {
             ModelConfig::Nfn(c) => Box::new(InvariantNfn::new(vs, spec, num_outputs, c)?),
             ModelConfig::Mlp(c) => Box::new(MlpOnWeights::new(vs, spec, num_outputs, c)),
             ModelConfig::Statnet(c) => Box::new(StatNet::new(vs, spec, num_outputs, c)),
+            ModelConfig::Probe(c) => Box::new(ProbeModel::new(vs, spec, num_outputs, c, false)?),
+            ModelConfig::Probegen(c) => Box::new(ProbeModel::new(vs, spec, num_outputs, c, true)?),
         })
     }
 }

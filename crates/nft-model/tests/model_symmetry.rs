@@ -51,6 +51,20 @@ fn small_configs(cnn: bool) -> Vec<ModelConfig> {
     ];
     if !cnn {
         out.push(nft(NftReadout::CrossAttention { num_latents: 3, latent_dim: 8 }));
+        // Probing reads MLP weight spaces (INRs) only.
+        let probe = ProbeConfig {
+            num_probes: 5,
+            code_dim: 4,
+            generator_depth: 2,
+            generator_width: 6,
+            head: head.clone(),
+            ..Default::default()
+        };
+        out.push(ModelConfig::Probe(probe.clone()));
+        out.push(ModelConfig::Probegen(ProbeConfig {
+            activation: nfn_weightspace::Activation::Tanh,
+            ..probe
+        }));
     }
     out
 }

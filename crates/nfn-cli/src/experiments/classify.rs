@@ -61,6 +61,13 @@ impl ExperimentConfig {
     pub fn validate(&self) -> Result<()> {
         super::check_common(&self.name, &self.task, TASK, &self.data)?;
         self.model.validate()?;
+        if self.model.reads_raw_weights() && self.data.standardize {
+            anyhow::bail!(
+                "model kind {} runs the networks it reads, so it needs their raw weights: \
+                 set data.standardize = false",
+                self.model.name()
+            );
+        }
         self.trainer.validate()?;
         Ok(())
     }
