@@ -36,6 +36,9 @@ pub enum Dataset {
     Mnist,
     /// CIFAR-10 (`cifar-10-batches-bin`; `cargo xtask download cifar10`).
     Cifar10,
+    /// A real subset of CIFAR-10 (the first 1,017 photos of each batch, 6,102 in all; `cargo xtask
+    /// download cifar10-subset --from <folder>`), with its own split ([`SplitRanges::cifar10_subset`]).
+    Cifar10Subset,
 }
 
 impl Dataset {
@@ -44,7 +47,7 @@ impl Dataset {
     /// # Errors
     /// An unknown name.
     pub fn from_name(name: &str) -> Result<Self> {
-        [Dataset::FashionMnist, Dataset::Mnist, Dataset::Cifar10]
+        [Dataset::FashionMnist, Dataset::Mnist, Dataset::Cifar10, Dataset::Cifar10Subset]
             .into_iter()
             .find(|d| d.name() == name)
             .with_context(|| format!("unknown image data set {name:?}"))
@@ -56,6 +59,7 @@ impl Dataset {
             Dataset::FashionMnist => "fashion-mnist",
             Dataset::Mnist => "mnist",
             Dataset::Cifar10 => "cifar10",
+            Dataset::Cifar10Subset => "cifar10-subset",
         }
     }
 
@@ -67,6 +71,7 @@ impl Dataset {
             Dataset::FashionMnist => &[DEFAULT_FASHION_MNIST_DIR, DOWNLOADED_FASHION_MNIST_DIR],
             Dataset::Mnist => &["data/mnist"],
             Dataset::Cifar10 => &["data/cifar10/cifar-10-batches-bin"],
+            Dataset::Cifar10Subset => &["data/cifar10-subset/cifar-10-batches-bin"],
         }
     }
 
@@ -79,6 +84,9 @@ impl Dataset {
             }
             Dataset::Mnist => "`cargo xtask download mnist`",
             Dataset::Cifar10 => "`cargo xtask download cifar10`",
+            Dataset::Cifar10Subset => {
+                "`cargo xtask download cifar10-subset --from <folder holding it>`"
+            }
         }
     }
 
@@ -88,7 +96,9 @@ impl Dataset {
             Dataset::FashionMnist | Dataset::Mnist => IDX_FILES
                 .iter()
                 .all(|f| dir.join(f).is_file() || dir.join(format!("{f}.gz")).is_file()),
-            Dataset::Cifar10 => CIFAR10_BATCHES.iter().all(|f| dir.join(f).is_file()),
+            Dataset::Cifar10 | Dataset::Cifar10Subset => {
+                CIFAR10_BATCHES.iter().all(|f| dir.join(f).is_file())
+            }
         }
     }
 
@@ -114,6 +124,7 @@ impl Dataset {
             Dataset::FashionMnist => SplitRanges::fashion_mnist(),
             Dataset::Mnist => SplitRanges::mnist(),
             Dataset::Cifar10 => SplitRanges::cifar10(),
+            Dataset::Cifar10Subset => SplitRanges::cifar10_subset(),
         }
     }
 
@@ -122,7 +133,7 @@ impl Dataset {
         let set = match self {
             Dataset::FashionMnist => ImageSet::fashion_mnist(dir),
             Dataset::Mnist => ImageSet::mnist(dir),
-            Dataset::Cifar10 => ImageSet::cifar10(dir),
+            Dataset::Cifar10 | Dataset::Cifar10Subset => ImageSet::cifar10(dir),
         };
         set.with_context(|| format!("loading {} from {}", self.name(), dir.display()))
     }

@@ -87,6 +87,14 @@ impl SplitRanges {
         SplitRanges { train: [0, 45_000], val: [45_000, 50_000], test: [50_000, 60_000] }
     }
 
+    /// The named split of the real CIFAR-10 subset (`cargo xtask download cifar10-subset`: the
+    /// first 1,017 photos of each official batch): training from the five training batches less
+    /// their last 508 photos (about a tenth), which validate, and the test batch's 1,017 photos:
+    /// `[0,4577) / [4577,5085) / [5085,6102)`. Results on it are labelled "subset".
+    pub fn cifar10_subset() -> Self {
+        SplitRanges { train: [0, 4577], val: [4577, 5085], test: [5085, 6102] }
+    }
+
     /// The splits `protocol` prescribes for the image set `dataset` (`"mnist"`, `"fashion-mnist"`,
     /// `"cifar10"`), design.md §6.1: the Inr2Array protocol is [`SplitRanges::fashion_mnist`],
     /// [`SplitRanges::mnist`] and [`SplitRanges::cifar10`]; the NFN classification protocol
@@ -97,6 +105,10 @@ impl SplitRanges {
         let n = match dataset {
             "mnist" | "fashion-mnist" => 70_000,
             "cifar10" => 60_000,
+            // the subset has one named split, whatever the protocol
+            "cifar10-subset" if protocol != SplitProtocol::Fitted => {
+                return Some(Self::cifar10_subset())
+            }
             _ => return None,
         };
         match protocol {

@@ -236,3 +236,26 @@ fn the_reference_split_protocols() {
     assert_eq!(SplitRanges::fashion_mnist().protocol_of("fashion-mnist"), Some(Inr2Array));
     assert_eq!(SplitRanges::fashion_mnist().limited(100).protocol_of("fashion-mnist"), None);
 }
+
+/// The real CIFAR-10 subset's named split: 5 x 1,017 training photos, of which the last 508 validate,
+/// and the 1,017 of the test batch; it covers all 6,102 photos once. Where the subset is on this
+/// machine (`cargo xtask download cifar10-subset`), its file sizes give the same counts.
+#[test]
+fn the_cifar10_subset_split_counts() {
+    use nfn_datasets::inr_set::SplitProtocol::{Classify, Fitted, Inr2Array};
+    let s = SplitRanges::cifar10_subset();
+    assert_eq!((s.train, s.val, s.test), ([0, 4577], [4577, 5085], [5085, 6102]));
+    assert_eq!(s.train[1] - s.train[0] + s.val[1] - s.val[0], 5 * 1017);
+    assert_eq!(s.test[1] - s.test[0], 1017);
+    assert_eq!(SplitRanges::protocol("cifar10-subset", Inr2Array), Some(s));
+    assert_eq!(SplitRanges::protocol("cifar10-subset", Classify), Some(s));
+    assert_eq!(SplitRanges::protocol("cifar10-subset", Fitted), None);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/cifar10-subset/cifar-10-batches-bin");
+    if !dir.is_dir() {
+        eprintln!("SKIPPED the file check: {} is absent", dir.display());
+        return;
+    }
+    let images = nfn_datasets::ImageSet::cifar10(&dir).unwrap();
+    assert_eq!((images.len(), images.n_train), (6102, 5085));
+}
