@@ -35,9 +35,10 @@ impl Nfn {
     /// # Errors
     /// When the build fails.
     pub fn build(&self) -> Result<PathBuf> {
+        announce_build();
         crate::util::run(
             cargo()
-                .args(["build", "--release", "--quiet", "--package", "nfn-cli"])
+                .args(["build", "--release", "--package", "nfn-cli"])
                 .args(&self.features)
                 .args(["--bin", "nfn"]),
         )?;
@@ -49,8 +50,11 @@ impl Nfn {
     /// # Errors
     /// When the build fails or `nfn` exits with an error.
     pub fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Result<()> {
+        announce_build();
         let mut cmd = cargo();
-        cmd.args(["run", "--release", "--quiet", "--package", "nfn-cli"])
+        // Not `--quiet`: on a fresh clone the build takes minutes, and cargo's progress (or its
+        // `Compiling` lines off a terminal) shows it moving.
+        cmd.args(["run", "--release", "--package", "nfn-cli"])
             .args(&self.features)
             .args(["--bin", "nfn", "--"])
             .args(args)
@@ -63,6 +67,17 @@ impl Nfn {
             Some(2) => Err(crate::util::Reported.into()),
             _ => bail!("nfn {} failed with {status}", describe(args)),
         }
+    }
+}
+
+/// Say what is about to happen when the release `nfn` has not been built yet, so that a new
+/// user knows what the next minutes are.
+fn announce_build() {
+    if !crate::util::root().join("target/release/nfn").exists() {
+        eprintln!(
+            "xtask: building nfn in release mode for the first time: about 4 minutes on 2 cores \
+             (most of it LibTorch's C++ bindings, torch-sys); cargo's progress follows"
+        );
     }
 }
 
