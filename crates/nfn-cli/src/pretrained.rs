@@ -22,7 +22,8 @@ pub struct Card {
     pub num_classes: i64,
     /// The model used when none is named.
     pub default: String,
-    /// Per model (`inr2array`, `nft`): its record, `test_accuracy` among it.
+    /// Per model (`inr2array`, or a direct classifier such as `nft` or `probegen`): its record,
+    /// `test_accuracy` among it.
     pub models: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -95,8 +96,9 @@ pub fn load(dataset: &str, model: Option<&str>) -> Result<(Box<dyn InrClassifier
     let name = model.unwrap_or(&card.default).to_string();
     let loaded: Box<dyn InrClassifier> = match name.as_str() {
         "inr2array" => Box::new(load_inr2array(dataset)?.0),
-        "nft" => {
-            let d = dir.join("nft");
+        // A direct classifier of any model kind (`nft`, `probegen`, ...): its config and weights.
+        direct if card.models.contains_key(direct) && dir.join(direct).join("config.toml").exists() => {
+            let d = dir.join(direct);
             let mut m = TrainedClassifier::from_files(
                 &d.join("config.toml"),
                 &d.join("model.safetensors"),
@@ -106,7 +108,10 @@ pub fn load(dataset: &str, model: Option<&str>) -> Result<(Box<dyn InrClassifier
             m.trained_range = card.weight_range(&name);
             Box::new(m)
         }
-        other => bail!("no pretrained model {other:?} for {dataset:?}: use inr2array or nft"),
+        other => bail!(
+            "no pretrained model {other:?} for {dataset:?}: use one of {}",
+            card.models.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
     };
     Ok((loaded, card, name))
 }

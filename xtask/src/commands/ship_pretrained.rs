@@ -20,9 +20,13 @@ pub struct Args {
     /// The `inr2array_classify` run to ship (its encoder run comes with it).
     #[arg(long, default_value = "data/runs/inr2array_fashion_cls_12k_mixenc")]
     pub inr2array: PathBuf,
-    /// The direct NFT `inr_classification` run to ship.
-    #[arg(long, default_value = "data/runs/demo_nft_mix")]
-    pub nft: PathBuf,
+    /// Direct `inr_classification` runs to ship, each under its model kind (`nft`, `probegen`, ...).
+    #[arg(long = "direct", alias = "nft", default_value = "data/runs/demo_nft_mix", num_args = 1..)]
+    pub direct: Vec<PathBuf>,
+    /// The model `nfn predict --pretrained` uses when none is named (default: the one with the
+    /// highest test accuracy).
+    #[arg(long)]
+    pub default: Option<String>,
 }
 
 /// Most bytes of weights the repository takes (20 MB for every shipped model together, so the repository stays light).
@@ -119,10 +123,21 @@ fn card_entry(summary: &Value, manifest: &Value, run: &Path, files: &[&str]) -> 
     }))
 }
 
+/// A data set's name in prose, for the model card.
+fn title(dataset: &str) -> &str {
+    match dataset {
+        "fashion-mnist" => "FashionMNIST",
+        "mnist" => "MNIST",
+        "cifar10" => "CIFAR-10",
+        "cifar10-subset" => "the CIFAR-10 subset",
+        other => other,
+    }
+}
+
 /// Copy the runs and write the card and the model card text.
 pub fn run(args: &Args) -> Result<()> {
     let out = root().join("crates/nfn-cli/pretrained").join(&args.dataset);
-    let (cls_run, nft_run) = (root().join(&args.inr2array), root().join(&args.nft));
+    let cls_run = root().join(&args.inr2array);
     let cls_config = std::fs::read_to_string(cls_run.join("config.toml"))
         .with_context(|| format!("reading {:?}", cls_run.join("config.toml")))?;
     let Some(encoder) = toml_string(&cls_config, "encoder_run") else {
@@ -131,45 +146,71 @@ pub fn run(args: &Args) -> Result<()> {
     let enc_run = root().join(encoder);
     let enc_config = std::fs::read_to_string(enc_run.join("config.toml"))
         .with_context(|| format!("reading {:?}", enc_run.join("config.toml")))?;
-    let (cls_sum, enc_sum, nft_sum) = (
-        read_json(&cls_run.join("summary.json"))?,
-        read_json(&enc_run.join("summary.json"))?,
-        read_json(&nft_run.join("summary.json"))?,
-    );
+    let (cls_sum, enc_sum) =
+        (read_json(&cls_run.join("summary.json"))?, read_json(&enc_run.join("summary.json"))?);
     let manifest_of = |summary: &Value| -> Result<Value> {
         let path = summary["data"]["path"].as_str().context("a summary without data.path")?;
         read_json(&root().join(path).join("manifest.json"))
     };
-    let (cls_set, nft_set) = (manifest_of(&enc_sum)?, manifest_of(&nft_sum)?);
-    if cls_set["spec"] != nft_set["spec"] {
-        bail!("the two models read different SIRENs: {} vs {}", cls_set["spec"], nft_set["spec"]);
-    }
+    let cls_set = manifest_of(&enc_sum)?;
 
-    let (inr_dir, nft_dir) = (out.join("inr2array"), out.join("nft"));
+    let inr_dir = out.join("inr2array");
     std::fs::create_dir_all(&inr_dir)?;
-    std::fs::create_dir_all(&nft_dir)?;
     let mut bytes = 0;
     bytes += copy(&enc_run.join("model.safetensors"), &inr_dir.join("encoder.safetensors"))?;
     bytes += copy(&cls_run.join("model.safetensors"), &inr_dir.join("model.safetensors"))?;
-    bytes += copy(&nft_run.join("model.safetensors"), &nft_dir.join("model.safetensors"))?;
+    std::fs::write(inr_dir.join("encoder.toml"), &enc_config)?;
+    std::fs::write(inr_dir.join("config.toml"), &cls_config)?;
+    let mut models = serde_json::Map::new();
+    models.insert(
+        "inr2array".into(),
+        card_entry(
+            &cls_sum,
+            &cls_set,
+            &cls_run,
+            &["encoder.toml", "encoder.safetensors", "config.toml", "model.safetensors"],
+        )?,
+    );
+    for run in &args.direct {
+        let run = root().join(run);
+        let summary = read_json(&run.join("summary.json"))?;
+        let name = summary["model"].as_str().context("a summary without model")?.to_string();
+        let set = manifest_of(&summary)?;
+        if set["spec"] != cls_set["spec"] {
+            bail!("{run:?} reads other SIRENs than the Inr2Array model: {} vs {}", set["spec"], cls_set["spec"]);
+        }
+        if models.contains_key(&name) {
+            bail!("two runs of model kind {name}: ship one");
+        }
+        let dir = out.join(&name);
+        std::fs::create_dir_all(&dir)?;
+        bytes += copy(&run.join("model.safetensors"), &dir.join("model.safetensors"))?;
+        copy(&run.join("config.toml"), &dir.join("config.toml"))?;
+        models.insert(name, card_entry(&summary, &set, &run, &["config.toml", "model.safetensors"])?);
+    }
     if bytes > MAX_BYTES {
         bail!("the shipped weights take {bytes} bytes, over the {MAX_BYTES}-byte budget");
     }
-    std::fs::write(inr_dir.join("encoder.toml"), &enc_config)?;
-    std::fs::write(inr_dir.join("config.toml"), &cls_config)?;
-    copy(&nft_run.join("config.toml"), &nft_dir.join("config.toml"))?;
+    let default = match &args.default {
+        Some(d) if models.contains_key(d) => d.clone(),
+        Some(d) => bail!("--default {d}: not among the shipped models"),
+        None => models
+            .iter()
+            .max_by(|a, b| {
+                let acc = |v: &Value| v["test_accuracy"].as_f64().unwrap_or(f64::MIN);
+                acc(a.1).total_cmp(&acc(b.1))
+            })
+            .map(|(k, _)| k.clone())
+            .context("no models")?,
+    };
 
     let card = json!({
         "dataset": args.dataset,
         "spec": cls_set["spec"],
         "image_shape": cls_set["image_shape"],
         "num_classes": 10,
-        "default": "inr2array",
-        "models": {
-            "inr2array": card_entry(&cls_sum, &cls_set, &cls_run,
-                &["encoder.toml", "encoder.safetensors", "config.toml", "model.safetensors"])?,
-            "nft": card_entry(&nft_sum, &nft_set, &nft_run, &["config.toml", "model.safetensors"])?,
-        },
+        "default": default,
+        "models": models,
         "encoder": card_entry(&enc_sum, &cls_set, &enc_run, &[])?,
     });
     std::fs::write(out.join("card.json"), serde_json::to_string_pretty(&card)? + "\n")?;
@@ -193,36 +234,49 @@ fn trained_on(e: &Value) -> String {
         .join(" + ")
 }
 
+/// What a shipped model is, in a few words.
+fn describe(name: &str) -> &'static str {
+    match name {
+        "inr2array" => "Inr2Array encoder + latent transformer",
+        "nft" => "NFT classifier on the weights",
+        "nfn-hnp" | "nfn-np" => "NFN classifier on the weights",
+        "probe" => "probing: the SIREN at 64 learned points, then an MLP",
+        "probegen" => "ProbeGen: the SIREN at 64 generated points, then an MLP",
+        "mlp" => "MLP on the flattened weights",
+        _ => "classifier on the weights",
+    }
+}
+
 /// The model card, from the card's records.
 fn model_md(dataset: &str, card: &Value, enc_sum: &Value) -> Result<String> {
     let mut md = String::new();
-    let m = |name: &str| &card["models"][name];
-    let fit = &m("inr2array")["fit"];
+    let models = card["models"].as_object().context("a card without models")?;
+    let default = card["default"].as_str().unwrap_or("inr2array");
+    let others: Vec<&str> = models.keys().map(String::as_str).filter(|k| *k != default).collect();
+    let fit = &models["inr2array"]["fit"];
     let _ = writeln!(
         md,
         "# Pretrained models: {dataset}\n\n\
          Written by `cargo xtask ship-pretrained` from the runs named below; do not edit by hand.\n\
-         Both read single-channel SIRENs of widths 2-32-32-1 (the reference's SIREN, omega0 30)\n\
+         All read single-channel SIRENs of widths 2-32-32-1 (the reference's SIREN, omega0 30)\n\
          and output the 10 class probabilities:\n\n\
          ```sh\n\
-         nfn predict --pretrained {dataset} --inrs <INR set | reference .pth folder | .npz> [--model nft]\n\
+         nfn predict --pretrained {dataset} --inrs <INR set | reference .pth folder | .npz> [--model {}]\n\
          nfn embed --pretrained {dataset} --inrs ... --out latents.npy   # Inr2Array latents\n\
-         ```\n"
+         ```\n",
+        others.join("|")
     );
-    let rows = [
-        ("inr2array", "Inr2Array encoder + latent transformer (the default)"),
-        ("nft", "NFT classifier on the weights"),
-    ];
     let _ = writeln!(
         md,
         "| model | test accuracy | test INRs | trained on | budget | params | paper |\n|---|---|---|---|---|---|---|"
     );
-    for (key, what) in rows {
-        let e = m(key);
+    for (key, e) in models {
         let budget = &e["budget"];
+        let what = describe(key);
+        let note = if key == default { " (the default)" } else { "" };
         let _ = writeln!(
             md,
-            "| `{key}`: {what} | **{:.1}%** | {} | {} ({} train INRs) | {} steps x {} ({:.1} min, {}) | {} | {} |",
+            "| `{key}`: {what}{note} | **{:.1}%** | {} | {} ({} train INRs) | {} steps x {} ({:.1} min, {}) | {} | {} |",
             e["test_accuracy"].as_f64().unwrap_or(f64::NAN),
             e["test_inrs"],
             trained_on(e),
@@ -236,27 +290,29 @@ fn model_md(dataset: &str, card: &Value, enc_sum: &Value) -> Result<String> {
         );
     }
     let eb = &enc_sum["budget"];
+    let splits = &models["inr2array"]["splits"];
+    let copies = card["models"]["inr2array"]["data"]["train"].as_i64().unwrap_or(0)
+        > splits["train"][1].as_i64().unwrap_or(0) - splits["train"][0].as_i64().unwrap_or(0);
+    let paper = models["inr2array"]["paper"]["metric"].as_f64();
     let _ = writeln!(
         md,
         "\nThe Inr2Array encoder was pretrained for {} steps x {} ({:.0} min) on `{}`; its test \
          reconstruction MSE is in its summary (`card.json`, `encoder`).\n\n\
          ## Data\n\n\
-         FashionMNIST images fitted here by `nfn fit-inrs` (our fitter: Adam, {} steps at most, \
+         {} images fitted here by `nfn fit-inrs` (our fitter: Adam, {} steps at most, \
          learning rate {} with cosine decay to {}x, early stop at {} dB PSNR, seed {}), split by \
-         image index as in `card.json` (`splits`): training images from the start of the train \
-         set, validation from image 55 000, test from the test set (image 60 000 on). No \
-         augmentation copies. A set named `*-ref` holds the same images fitted with the \
+         image index as in `card.json` (`splits`: train {}, validation {}, test {}). {} \
+         A set named `*-ref` holds the same images fitted with the \
          reference's recipe (`nfn fit-inrs --recipe reference`: Adam 1e-3 constant, 250 steps, no \
          early stop); a model listing one also trained on those INRs (`data.extra_train`), so that \
          it has seen SIRENs of more than one fitter. Validation and test INRs are our fitter's.\n\n\
          ## How far to trust it\n\n\
-         - The accuracies are far below the paper's 79.3% (Inr2Array) because the budgets are: a \
-         12k-INR subset and minutes of CPU training, not 60k INRs with 10 augmentation copies and \
-         200k GPU steps.\n\
+         - Budgets: minutes to hours of training on a 2-core CPU (the column above), not the \
+         paper's 200k GPU steps{}.\n\
          - INRs from other fitters: SIRENs fitted with the reference's PyTorch recipe have \
          differently distributed weights (for example mean |W1| 0.015 vs our 0.019, `nfn \
          fit-inrs --recipe reference` fits that way). A model trained only on our fitter's INRs \
-         scores far lower on them; the models above that list a `*-ref` set also trained on such \
+         may score far lower on them; the models above that list a `*-ref` set also trained on such \
          INRs, which narrows the gap (`crates/nfn-cli/tests/pretrained.rs` measures both recipes \
          and prints them; docs/fitting.md records the numbers). \
          Fit your INRs with `nfn fit-inrs` for numbers like the ones above. `nfn predict` warns, \
@@ -264,19 +320,31 @@ fn model_md(dataset: &str, card: &Value, enc_sum: &Value) -> Result<String> {
          outside the 0.5-99.5% range of the model's training INRs (over all its training sets; \
          `weight_range` in \
          `card.json`; `nfn inr-stats --inrs <yours>` shows your INRs' statistics).\n\
-         - `crates/nfn-cli/tests/pretrained.rs` fits the first 300 test images of FashionMNIST \
-         (when the data set is installed) and checks each model's accuracy on them against this \
-         card: within 9 points, three binomial standard deviations of a 300-sample estimate at \
-         these accuracies (sqrt(0.5 x 0.5 / 300) = 2.9 points).\n",
+         - `crates/nfn-cli/tests/pretrained.rs` fits the first 300 test images of {} \
+         (when the data set is on the machine) and checks each model's accuracy on them against this \
+         card: within three binomial standard deviations of a 300-sample estimate at the card's \
+         accuracy (at least 3 points).\n",
         eb["steps"],
         eb["batch_size"],
         eb["train_seconds"].as_f64().unwrap_or(f64::NAN) / 60.0,
         enc_sum["data"]["name"].as_str().unwrap_or("?"),
+        title(dataset),
         fit["steps"],
         fit["lr"],
         fit["lr_final_factor"],
         fit["target_psnr"],
         fit["seed"],
+        splits["train"],
+        splits["val"],
+        splits["test"],
+        if copies {
+            "The training INRs include augmentation copies (the same training images fitted again \
+             from other random starts)."
+        } else {
+            "No augmentation copies."
+        },
+        paper.map_or(String::new(), |p| format!(" (the paper's Inr2Array reaches {p}%)")),
+        title(dataset),
     );
     Ok(md)
 }
