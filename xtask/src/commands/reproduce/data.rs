@@ -50,11 +50,14 @@ enum Images {
     FashionMnist,
     /// CIFAR-10.
     Cifar10,
+    /// The real CIFAR-10 subset (`cifar10-subset`, a local copy only).
+    Cifar10Subset,
 }
 
 impl Images {
-    /// Every image set.
-    const ALL: [Images; 3] = [Images::Mnist, Images::FashionMnist, Images::Cifar10];
+    /// Every image set (the subset before CIFAR-10, whose name is a prefix of its).
+    const ALL: [Images; 4] =
+        [Images::Mnist, Images::FashionMnist, Images::Cifar10Subset, Images::Cifar10];
 
     /// The name of `nfn --dataset`, `cargo xtask download` and INR set folders.
     fn name(self) -> &'static str {
@@ -62,6 +65,7 @@ impl Images {
             Images::Mnist => "mnist",
             Images::FashionMnist => "fashion-mnist",
             Images::Cifar10 => "cifar10",
+            Images::Cifar10Subset => "cifar10-subset",
         }
     }
 
@@ -71,6 +75,7 @@ impl Images {
             Images::Mnist => "MNIST",
             Images::FashionMnist => "FashionMNIST",
             Images::Cifar10 => "CIFAR-10",
+            Images::Cifar10Subset => "CIFAR-10 subset",
         }
     }
 
@@ -79,7 +84,8 @@ impl Images {
         match self {
             Images::Mnist => "siren-mnist",
             Images::FashionMnist => "siren-fashion",
-            Images::Cifar10 => "siren-cifar",
+            // the reference's SIRENs cover the full set; a `-reference` subset is refused
+            Images::Cifar10 | Images::Cifar10Subset => "siren-cifar",
         }
     }
 
@@ -89,6 +95,7 @@ impl Images {
             Images::Mnist => "data/mnist",
             Images::FashionMnist => FASHION_MNIST_DOWNLOAD_DIR,
             Images::Cifar10 => "data/cifar10/cifar-10-batches-bin",
+            Images::Cifar10Subset => "data/cifar10-subset/cifar-10-batches-bin",
         }
     }
 
@@ -97,7 +104,7 @@ impl Images {
     fn classify_copies(self) -> u32 {
         match self {
             Images::Mnist | Images::FashionMnist => 10,
-            Images::Cifar10 => 20,
+            Images::Cifar10 | Images::Cifar10Subset => 20,
         }
     }
 }
@@ -172,6 +179,9 @@ fn parse_inr_set(path: &str) -> Option<InrSetName> {
     };
     if reference_recipe && source == Source::Reference {
         return None; // converted sets are not fitted here
+    }
+    if images == Images::Cifar10Subset && source == Source::Reference {
+        return None; // the reference's SIRENs are of the full set
     }
     Some(InrSetName { images, source, aug, reference_recipe })
 }
