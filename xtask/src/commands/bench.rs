@@ -331,7 +331,6 @@ fn run_fit(args: &Args) -> Result<()> {
     sh(cargo().args([
         "build",
         "--release",
-        "--quiet",
         "--package",
         "nfn-datasets",
         "--example",
@@ -458,7 +457,6 @@ fn run_zoo(args: &Args) -> Result<()> {
     sh(cargo().args([
         "build",
         "--release",
-        "--quiet",
         "--package",
         "nfn-datasets",
         "--example",
@@ -657,7 +655,7 @@ pub fn run(args: &Args) -> Result<()> {
         None => {
             super::setup::run(&super::setup::Args { reference: !args.no_reference })?;
             sh(cargo()
-                .args(["build", "--release", "--quiet", "--package", "nfn-bench"])
+                .args(["build", "--release", "--package", "nfn-bench"])
                 .args(gpu::cargo_features(&accel))
                 .args(["--bin", "bench_layers"]))?;
             root().join("target/release/bench_layers")
