@@ -2,7 +2,7 @@
 //! images into INR data sets, our sharded INR data-set format, converting the reference SIREN sets
 //! into it, batch loading, and the edited targets of the INR-editing task.
 //!
-//! Sits on `nfn-weightspace` only; used by `nfn-cli`, `nfn-bench` and the training code's callers.
+//! Sits on `nfn-weightspace` only; used by `nfn-cli` and `nfn-fuzz`.
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used)]
 

@@ -26,9 +26,9 @@ pub use catalog::{dataset, Dataset};
 /// Options of `download`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// mnist, fashion-mnist, cifar10, siren-mnist, siren-fashion, siren-cifar, cnn-zoo-cifar10,
-    /// cnn-zoo-svhn, cnn-zoo-mnist, cnn-zoo-fashion-mnist or cnn-zoo-splits (the reference's split
-    /// files).
+    /// mnist, fashion-mnist, cifar10, cifar10-subset (a local copy only), svhn, siren-mnist,
+    /// siren-fashion, siren-cifar, cnn-zoo-cifar10, cnn-zoo-svhn, cnn-zoo-mnist,
+    /// cnn-zoo-fashion-mnist or cnn-zoo-splits (the reference's split files).
     pub dataset: String,
     /// Destination root (default: `data/` in the workspace).
     #[arg(long)]
