@@ -29,6 +29,8 @@ struct Curve {
     title: &'static str,
     /// `(label, run folder name)` of each series.
     series: &'static [(&'static str, &'static str)],
+    /// Against the training minutes instead of the step (`nfn curves --x minutes`).
+    minutes: bool,
 }
 
 /// The curves the README and the pages show: each full-data run beside the smaller runs of the
@@ -43,6 +45,7 @@ const CURVES: &[Curve] = &[
             ("12k", "inr2array_fashion_12k"),
             ("12k + 3000 reference-recipe", "inr2array_fashion_12k_mixenc"),
         ],
+        minutes: false,
     },
     Curve {
         file: "inr2array_fashion_cls_full_val_accuracy.png",
@@ -53,6 +56,7 @@ const CURVES: &[Curve] = &[
             ("12k", "inr2array_fashion_cls_12k"),
             ("12k + 3000 reference-recipe", "inr2array_fashion_cls_12k_mixenc"),
         ],
+        minutes: false,
     },
     Curve {
         file: "fmnist_direct_full_val_accuracy.png",
@@ -63,6 +67,21 @@ const CURVES: &[Curve] = &[
             ("NFT 64 x 2", "fmnist_nft_full"),
             ("Inr2Array latent classifier", "inr2array_fashion_cls_full"),
         ],
+        minutes: false,
+    },
+    Curve {
+        file: "mnist_full_val_accuracy.png",
+        metric: "val:accuracy",
+        title: "MNIST full set (135k train INRs): val accuracy (%) per training minute",
+        series: &[
+            ("ProbeGen, 64 probes", "mnist_probegen_full"),
+            ("vanilla probing, 64 probes", "mnist_probe_full"),
+            ("Inr2Array classifier (its encoder's minutes not counted)", "inr2array_mnist_cls_full"),
+            ("NFN-HNP 128 x 3", "mnist_nfn_hnp_full"),
+            ("NFT 64 x 2", "mnist_nft_full"),
+            ("MLP on the weights", "mnist_mlp_full"),
+        ],
+        minutes: true,
     },
 ];
 
@@ -97,6 +116,9 @@ pub fn run(args: &Args) -> Result<()> {
             a.push(format!("{label}={}", runs.join(run).display()));
         }
         a.extend(["--metric", curve.metric, "--title", curve.title].map(String::from));
+        if curve.minutes {
+            a.extend(["--x", "minutes"].map(String::from));
+        }
         a.extend(["--out".into(), out.join(curve.file).display().to_string()]);
         super::nfn::run_nfn(&a)?;
     }

@@ -24,9 +24,23 @@ pub struct Args {
     /// The plot's title (default: the metric).
     #[arg(long)]
     pub title: Option<String>,
+    /// The x axis: the training `step`, or the training `minutes` so far (each record's
+    /// `seconds`: wall time of the training loop, which validation records carry), to compare
+    /// models by what they learn per CPU-minute.
+    #[arg(long, value_enum, default_value = "step")]
+    pub x: XAxis,
     /// The PNG to write.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// What the x axis of `nfn curves` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum XAxis {
+    /// The training step.
+    Step,
+    /// Minutes of training (the records' `seconds` / 60).
+    Minutes,
 }
 
 fn parse_series(s: &str) -> Result<(String, PathBuf), String> {
@@ -38,12 +52,13 @@ fn parse_series(s: &str) -> Result<(String, PathBuf), String> {
     }
 }
 
-/// The `(step, value)` points of `split:name` in a metrics file, one per step (a resumed run logs
-/// the steps after its last checkpoint twice; the later record wins), in step order.
+/// The `(x, value)` points of `split:name` in a metrics file, one per step (a resumed run logs
+/// the steps after its last checkpoint twice; the later record wins), in step order; `x` is the
+/// step, or the record's `seconds` / 60 for [`XAxis::Minutes`] (records without it are skipped).
 ///
 /// # Errors
 /// An unreadable file or a line that is not JSON, named with its line number.
-pub fn read_curve(path: &Path, split: &str, name: &str) -> Result<Vec<(f64, f64)>> {
+pub fn read_curve(path: &Path, split: &str, name: &str, x: XAxis) -> Result<Vec<(f64, f64)>> {
     let file = if path.is_dir() { path.join("metrics.jsonl") } else { path.to_path_buf() };
     let text = std::fs::read_to_string(&file).with_context(|| format!("reading {file:?}"))?;
     let mut points = BTreeMap::new();
@@ -53,14 +68,21 @@ pub fn read_curve(path: &Path, split: &str, name: &str) -> Result<Vec<(f64, f64)
         if record.get("split").and_then(|v| v.as_str()) != Some(split) {
             continue;
         }
+        let minutes = record.get("seconds").and_then(serde_json::Value::as_f64).map(|s| s / 60.0);
         if let (Some(step), Some(value)) = (
             record.get("step").and_then(serde_json::Value::as_u64),
             record.get(name).and_then(serde_json::Value::as_f64),
         ) {
-            points.insert(step, value);
+            match x {
+                XAxis::Step => points.insert(step, (step as f64, value)),
+                XAxis::Minutes => match minutes {
+                    Some(m) => points.insert(step, (m, value)),
+                    None => continue,
+                },
+            };
         }
     }
-    Ok(points.into_iter().map(|(s, v)| (s as f64, v)).collect())
+    Ok(points.into_values().collect())
 }
 
 /// Each point averaged with up to `window - 1` points before it.
@@ -85,14 +107,18 @@ pub fn run(args: &Args) -> Result<()> {
     };
     let mut series = Vec::new();
     for (label, path) in &args.series {
-        let points = read_curve(path, split, name)?;
+        let points = read_curve(path, split, name, args.x)?;
         if points.is_empty() {
             bail!("{path:?} holds no {name:?} records of split {split:?}");
         }
         series.push((label.clone(), smooth(&points, args.smooth)));
     }
     let title = args.title.clone().unwrap_or_else(|| args.metric.clone());
-    let img = crate::plot::lines(&title, "step", &args.metric, &series);
+    let xlabel = match args.x {
+        XAxis::Step => "step",
+        XAxis::Minutes => "training minutes",
+    };
+    let img = crate::plot::lines(&title, xlabel, &args.metric, &series);
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {dir:?}"))?;
     }
@@ -118,13 +144,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            read_curve(dir.path(), "val", "accuracy").unwrap(),
+            read_curve(dir.path(), "val", "accuracy", XAxis::Step).unwrap(),
             [(10.0, 10.0), (20.0, 25.0)]
         );
-        assert_eq!(read_curve(&file, "train", "loss").unwrap(), [(10.0, 2.0)]);
+        assert_eq!(read_curve(&file, "train", "loss", XAxis::Step).unwrap(), [(10.0, 2.0)]);
         std::fs::write(&file, "{\"split\":\n").unwrap();
-        let err = read_curve(&file, "val", "accuracy").unwrap_err();
+        let err = read_curve(&file, "val", "accuracy", XAxis::Step).unwrap_err();
         assert!(format!("{err:#}").contains("line 1"), "{err:#}");
+    }
+
+    #[test]
+    fn minutes_come_from_the_records_seconds() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("metrics.jsonl");
+        std::fs::write(
+            &file,
+            "{\"split\":\"val\",\"step\":10,\"accuracy\":10.0,\"seconds\":30.0}\n\
+             {\"split\":\"val\",\"step\":20,\"accuracy\":20.0}\n\
+             {\"split\":\"val\",\"step\":30,\"accuracy\":30.0,\"seconds\":120.0}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            read_curve(&file, "val", "accuracy", XAxis::Minutes).unwrap(),
+            [(0.5, 10.0), (2.0, 30.0)]
+        );
     }
 
     #[test]
