@@ -97,7 +97,10 @@ pub fn load(dataset: &str, model: Option<&str>) -> Result<(Box<dyn InrClassifier
     let loaded: Box<dyn InrClassifier> = match name.as_str() {
         "inr2array" => Box::new(load_inr2array(dataset)?.0),
         // A direct classifier of any model kind (`nft`, `probegen`, ...): its config and weights.
-        direct if card.models.contains_key(direct) && dir.join(direct).join("config.toml").exists() => {
+        direct
+            if card.models.contains_key(direct)
+                && dir.join(direct).join("config.toml").exists() =>
+        {
             let d = dir.join(direct);
             let mut m = TrainedClassifier::from_files(
                 &d.join("config.toml"),

@@ -254,7 +254,11 @@ fn the_cifar10_subset_split_counts() {
         .join("../../data/cifar10-subset/cifar-10-batches-bin");
     if !dir.is_dir() {
         use std::io::Write; // past the test harness's capture, so the skip shows
-        let _ = writeln!(std::io::stderr(), "SKIPPED the subset file check: {} is absent", dir.display());
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED the subset file check: {} is absent",
+            dir.display()
+        );
         return;
     }
     let images = nfn_datasets::ImageSet::cifar10(&dir).unwrap();

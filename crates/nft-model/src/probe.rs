@@ -109,7 +109,8 @@ impl ProbeModel {
         }
         let (k, n_in) = (cfg.num_probes, spec.n_in());
         let probes = if generated {
-            let codes = vs.var("codes", &[k, cfg.code_dim], nn::Init::Randn { mean: 0.0, stdev: 1.0 });
+            let codes =
+                vs.var("codes", &[k, cfg.code_dim], nn::Init::Randn { mean: 0.0, stdev: 1.0 });
             let mut widths = vec![cfg.code_dim];
             widths.extend(std::iter::repeat_n(cfg.generator_width, cfg.generator_depth - 1));
             widths.push(n_in);

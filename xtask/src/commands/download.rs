@@ -20,8 +20,8 @@ use crate::util::root;
 mod catalog;
 mod local;
 
-use catalog::{DEFAULT_MIRROR, SIREN_DRIVE};
 pub use catalog::{dataset, Dataset};
+use catalog::{DEFAULT_MIRROR, SIREN_DRIVE};
 
 /// Options of `download`.
 #[derive(clap::Args)]
@@ -63,7 +63,11 @@ fn mirror_folder(set: &Dataset) -> Option<PathBuf> {
     };
     let folder = mirror.join(set.subdir);
     (local::takes_folder(set) && folder.is_dir()).then(|| {
-        eprintln!("xtask: taking {} from the local mirror {} ({MIRROR_ENV})", set.name, folder.display());
+        eprintln!(
+            "xtask: taking {} from the local mirror {} ({MIRROR_ENV})",
+            set.name,
+            folder.display()
+        );
         folder
     })
 }
@@ -148,7 +152,10 @@ fn archives_in_folder(set: &Dataset, from: &Path, dir: &Path) -> Result<Vec<Path
         if let Some(want) = md5 {
             let got = md5_file(&path)?;
             if got != want {
-                bail!("{}: MD5 {got}, the catalog's is {want}; refused, nothing placed", path.display());
+                bail!(
+                    "{}: MD5 {got}, the catalog's is {want}; refused, nothing placed",
+                    path.display()
+                );
             }
         }
         out.push(path);

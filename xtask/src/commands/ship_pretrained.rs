@@ -177,7 +177,11 @@ pub fn run(args: &Args) -> Result<()> {
         let name = summary["model"].as_str().context("a summary without model")?.to_string();
         let set = manifest_of(&summary)?;
         if set["spec"] != cls_set["spec"] {
-            bail!("{run:?} reads other SIRENs than the Inr2Array model: {} vs {}", set["spec"], cls_set["spec"]);
+            bail!(
+                "{run:?} reads other SIRENs than the Inr2Array model: {} vs {}",
+                set["spec"],
+                cls_set["spec"]
+            );
         }
         if models.contains_key(&name) {
             bail!("two runs of model kind {name}: ship one");
@@ -186,7 +190,8 @@ pub fn run(args: &Args) -> Result<()> {
         std::fs::create_dir_all(&dir)?;
         bytes += copy(&run.join("model.safetensors"), &dir.join("model.safetensors"))?;
         copy(&run.join("config.toml"), &dir.join("config.toml"))?;
-        models.insert(name, card_entry(&summary, &set, &run, &["config.toml", "model.safetensors"])?);
+        models
+            .insert(name, card_entry(&summary, &set, &run, &["config.toml", "model.safetensors"])?);
     }
     if bytes > MAX_BYTES {
         bail!("the shipped weights take {bytes} bytes, over the {MAX_BYTES}-byte budget");

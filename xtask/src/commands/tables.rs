@@ -76,7 +76,10 @@ const CURVES: &[Curve] = &[
         series: &[
             ("ProbeGen, 64 probes", "mnist_probegen_full"),
             ("vanilla probing, 64 probes", "mnist_probe_full"),
-            ("Inr2Array classifier (its encoder's minutes not counted)", "inr2array_mnist_cls_full"),
+            (
+                "Inr2Array classifier (its encoder's minutes not counted)",
+                "inr2array_mnist_cls_full",
+            ),
             ("NFN-HNP 128 x 3", "mnist_nfn_hnp_full"),
             ("NFT 64 x 2", "mnist_nft_full"),
             ("MLP on the weights", "mnist_mlp_full"),

@@ -46,7 +46,11 @@ pub fn has_contents(set: &Dataset, dir: &Path) -> bool {
 /// have the catalog's MD5 (naming the file and both checksums), or an I/O failure.
 pub fn install_from_folder(set: &Dataset, from: &Path, dir: &Path) -> Result<()> {
     if !from.is_dir() {
-        bail!("{}: not a folder (--from takes the folder that holds {}'s files)", from.display(), set.name);
+        bail!(
+            "{}: not a folder (--from takes the folder that holds {}'s files)",
+            from.display(),
+            set.name
+        );
     }
     let mut found = Vec::with_capacity(set.contents.len());
     for content in &set.contents {
@@ -78,7 +82,12 @@ pub fn install_from_folder(set: &Dataset, from: &Path, dir: &Path) -> Result<()>
 fn locate(from: &Path, rel: &str) -> Result<(PathBuf, bool)> {
     let by_path = from.join(rel);
     let by_name = from.join(Path::new(rel).file_name().unwrap_or_default());
-    let candidates = [(by_path.clone(), false), (gz_name(&by_path), true), (by_name.clone(), false), (gz_name(&by_name), true)];
+    let candidates = [
+        (by_path.clone(), false),
+        (gz_name(&by_path), true),
+        (by_name.clone(), false),
+        (gz_name(&by_name), true),
+    ];
     for (path, gz) in &candidates {
         if path.is_file() {
             return Ok((path.clone(), *gz));
@@ -96,12 +105,14 @@ fn gz_name(path: &Path) -> PathBuf {
 
 /// The lower-case hex MD5 of a file's content, gunzipped first when `gz`.
 fn md5_uncompressed(path: &Path, gz: bool) -> Result<String> {
-    let file = BufReader::new(File::open(path).with_context(|| format!("opening {}", path.display()))?);
+    let file =
+        BufReader::new(File::open(path).with_context(|| format!("opening {}", path.display()))?);
     let mut reader: Box<dyn Read> =
         if gz { Box::new(flate2::read::GzDecoder::new(file)) } else { Box::new(file) };
     let mut hasher = Md5::new();
-    io::copy(&mut reader, &mut hasher)
-        .with_context(|| format!("{}: not a readable {}file", path.display(), if gz { "gzip " } else { "" }))?;
+    io::copy(&mut reader, &mut hasher).with_context(|| {
+        format!("{}: not a readable {}file", path.display(), if gz { "gzip " } else { "" })
+    })?;
     Ok(format!("{:x}", hasher.finalize()))
 }
 
@@ -113,7 +124,8 @@ pub fn place(source: &Path, target: &Path) -> Result<()> {
     let copied = (|| -> Result<()> {
         let mut input =
             File::open(source).with_context(|| format!("opening {}", source.display()))?;
-        let mut out = File::create(&part).with_context(|| format!("creating {}", part.display()))?;
+        let mut out =
+            File::create(&part).with_context(|| format!("creating {}", part.display()))?;
         io::copy(&mut input, &mut out)
             .with_context(|| format!("copying {} to {}", source.display(), part.display()))?;
         out.flush()?;

@@ -387,7 +387,11 @@ fn mirror_folder_plain_and_gzip_are_accepted_and_land_as_they_came() {
         };
         assert_eq!(&landed, body, "{}", content.path);
     }
-    assert!(fs::read_dir(&dir).unwrap().all(|e| !e.unwrap().path().to_string_lossy().ends_with(".part")));
+    assert!(fs::read_dir(&dir).unwrap().all(|e| !e
+        .unwrap()
+        .path()
+        .to_string_lossy()
+        .ends_with(".part")));
     // Ready now: a second run takes nothing (an empty mirror would be refused).
     let empty = tempfile::tempdir().unwrap();
     install(&set, root.path(), Some(empty.path()), false).unwrap();
@@ -404,7 +408,10 @@ fn mirror_folder_with_a_flipped_byte_or_a_missing_file_is_refused_naming_it() {
     fs::write(&victim, &bytes).unwrap();
     let root = tempfile::tempdir().unwrap();
     let err = format!("{:#}", install(&set, root.path(), Some(from.path()), false).unwrap_err());
-    assert!(err.contains(&victim.display().to_string()) && err.contains(set.contents[1].md5), "{err}");
+    assert!(
+        err.contains(&victim.display().to_string()) && err.contains(set.contents[1].md5),
+        "{err}"
+    );
     assert_eq!(fs::read_dir(root.path().join("mnist")).unwrap().count(), 0);
     // Mended, the same mirror is taken.
     bytes[100] ^= 0x01;
