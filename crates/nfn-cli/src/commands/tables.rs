@@ -187,7 +187,7 @@ fn render_budget(rows: &[&RunSummary]) -> String {
     let mut rows: Vec<&&RunSummary> =
         rows.iter().filter(|r| r.test_value(Metric::Accuracy).is_some()).collect();
     let acc = |r: &RunSummary| r.test_value(Metric::Accuracy).unwrap_or(f64::NAN);
-    rows.sort_by(|a, b| (&a.data.name).cmp(&b.data.name).then(acc(b).total_cmp(&acc(a))));
+    rows.sort_by(|a, b| a.data.name.cmp(&b.data.name).then(acc(b).total_cmp(&acc(a))));
     let mut md = String::new();
     let _ = writeln!(
         md,
