@@ -75,7 +75,6 @@ const CURVES: &[Curve] = &[
         title: "MNIST full set (135k train INRs): val accuracy (%) per training minute",
         series: &[
             ("ProbeGen, 64 probes", "mnist_probegen_full"),
-            ("vanilla probing, 64 probes", "mnist_probe_full"),
             (
                 "Inr2Array classifier (its encoder's minutes not counted)",
                 "inr2array_mnist_cls_full",
