@@ -9,7 +9,7 @@
 //! refused mirror leaves the data folder as it was.
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -105,14 +105,14 @@ fn gz_name(path: &Path) -> PathBuf {
 
 /// The lower-case hex MD5 of a file's content, gunzipped first when `gz`.
 fn md5_uncompressed(path: &Path, gz: bool) -> Result<String> {
+    if !gz {
+        return super::md5_file(path);
+    }
     let file =
         BufReader::new(File::open(path).with_context(|| format!("opening {}", path.display()))?);
-    let mut reader: Box<dyn Read> =
-        if gz { Box::new(flate2::read::GzDecoder::new(file)) } else { Box::new(file) };
     let mut hasher = Md5::new();
-    io::copy(&mut reader, &mut hasher).with_context(|| {
-        format!("{}: not a readable {}file", path.display(), if gz { "gzip " } else { "" })
-    })?;
+    io::copy(&mut flate2::read::GzDecoder::new(file), &mut hasher)
+        .with_context(|| format!("{}: not a readable gzip file", path.display()))?;
     Ok(format!("{:x}", hasher.finalize()))
 }
 
