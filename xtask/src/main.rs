@@ -28,8 +28,12 @@ struct Cli {
 enum Command {
     /// Install LibTorch (PyTorch 2.11.0 in .venv/) and FashionMNIST; idempotent.
     Setup(commands::setup::Args),
-    /// The whole suite: setup, fmt --check, clippy -D warnings, tests, docs.
+    /// The whole suite: setup, fmt --check, clippy -D warnings, tests, the Python package's
+    /// pytest suite, docs.
     Test(commands::test::Args),
+    /// Build the `nfn_rs` Python package with maturin and install it into .venv (`--test`: then
+    /// run its pytest suite).
+    Python(commands::python::Args),
     /// The main job on a built-in default, through the `nfn` binary (release build).
     Demo(commands::demo::Args),
     /// Train one experiment config through `nfn train` (resumable).
@@ -70,6 +74,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Setup(args) => commands::setup::run(&args),
         Command::Test(args) => commands::test::run(&args),
+        Command::Python(args) => commands::python::run(&args),
         Command::Demo(args) => commands::demo::run(&args),
         Command::Train(args) => commands::train::run(&args),
         Command::Eval(args) => commands::eval::run(&args),

@@ -34,13 +34,17 @@ pub fn in_batches(wsfeat: &WeightSpaceFeatures, batch: i64, name: &str, f: &InrF
 
 /// A trained model that classifies INRs: the direct classifiers and the Inr2Array encoder +
 /// latent classifier, from a run or shipped.
-pub trait InrClassifier {
+pub trait InrClassifier: Send {
     /// The SIREN spec it reads.
     fn spec(&self) -> &NetworkSpec;
     /// The weight statistics of its training INRs, when known.
     fn trained_range(&self) -> Option<&StatRange>;
     /// Class logits `[b, classes]` (on the CPU) of raw INR features `[b, 1, ..]`.
     fn logits(&self, wsfeat: &WeightSpaceFeatures) -> Tensor;
+    /// Inr2Array latent arrays `[b, M, D]` (on the CPU), for models with an Inr2Array encoder.
+    fn latents(&self, _wsfeat: &WeightSpaceFeatures) -> Option<Tensor> {
+        None
+    }
 }
 
 /// What is known about one INR: its position in the input, and where the input says it came from.

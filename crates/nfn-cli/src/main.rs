@@ -3,17 +3,10 @@
 //! `cargo xtask` builds and drives this binary; it can also be run directly
 //! (`cargo run --release -p nfn-cli --bin nfn -- --help`).
 
-mod commands;
-mod data;
-mod driver;
-mod experiments;
-mod inrs_input;
-mod plot;
-mod pretrained;
-
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use nfn_cli::{commands, driver, one_line};
 
 #[derive(Parser)]
 #[command(
@@ -117,23 +110,4 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// The cause chain on one line (`outer: inner: ...`). A cause whose text spans several lines (a
-/// TOML error quotes the offending line with a caret under it) keeps its first and last lines:
-/// `TOML parse error at line 12, column 1: unknown field `stepz``.
-fn one_line(e: &anyhow::Error) -> String {
-    let parts: Vec<String> = e
-        .chain()
-        .map(|cause| {
-            let text = cause.to_string();
-            let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-            match lines.as_slice() {
-                [] => String::new(),
-                [only] => only.to_string(),
-                [first, .., last] => format!("{first}: {last}"),
-            }
-        })
-        .collect();
-    parts.join(": ")
 }

@@ -13,7 +13,7 @@ use crate::probe::{ProbeConfig, ProbeModel};
 use crate::statnet::StatNet;
 
 /// A model from weight-space features to one output vector per network.
-pub trait InvariantModel: std::fmt::Debug {
+pub trait InvariantModel: std::fmt::Debug + Send {
     /// # Shapes
     /// features of a batch of `b` networks → `[b, num_outputs]`.
     fn forward_t(&self, wsfeat: &WeightSpaceFeatures, train: bool) -> Tensor;

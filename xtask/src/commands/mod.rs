@@ -11,6 +11,7 @@ pub mod fuzz;
 pub mod gpu_check;
 pub mod gpu_pack;
 pub mod nfn;
+pub mod python;
 pub mod reproduce;
 pub mod setup;
 pub mod ship_pretrained;

@@ -1,4 +1,5 @@
-//! `cargo xtask test`: the whole suite, as CI runs it. Besides the CPU build it proves the CUDA build
+//! `cargo xtask test`: the whole suite, as CI runs it (the Rust tests, then the Python package's
+//! pytest suite). Besides the CPU build it proves the CUDA build
 //! (`--features cuda` of `nfn-cli` and `nfn-bench`, which links `libtorch_cuda`): clippy on it, and
 //! the CUDA `nfn` linked and started (`nfn info`), which works without a GPU (CUDA then reports
 //! unavailable).
@@ -43,6 +44,10 @@ pub fn run(args: &Args) -> Result<()> {
             .args(["--", "-D", "warnings"]))?;
     }
     sh(cargo().args(["test", "--workspace", "--features", FEATURES]))?;
+    // The Python package, built on the test build's artifacts, and its pytest suite (which runs
+    // target/debug/nfn beside the module, so before the CUDA relink below).
+    super::python::install()?;
+    super::python::test(&[])?;
     // After the tests, which spawn target/debug/nfn: this replaces it with the CUDA build. Building
     // the test targets (`--no-run`) keeps feature resolution as in `cargo test`, so only nfn-cli
     // relinks (a plain `cargo build -p nfn-cli` resolves serde's features differently and would

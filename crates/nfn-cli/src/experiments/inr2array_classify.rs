@@ -374,6 +374,10 @@ impl crate::inrs_input::InrClassifier for TrainedLatentClassifier {
         self.trained_range.as_ref()
     }
 
+    fn latents(&self, wsfeat: &WeightSpaceFeatures) -> Option<Tensor> {
+        Some(TrainedLatentClassifier::latents(self, wsfeat))
+    }
+
     fn logits(&self, wsfeat: &WeightSpaceFeatures) -> Tensor {
         tch::no_grad(|| {
             let z = self.autoencoder.encoder().forward_t(&wsfeat.to_device(self.device), false);

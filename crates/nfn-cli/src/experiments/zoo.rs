@@ -140,6 +140,11 @@ impl ZooSplit {
         self.split.len()
     }
 
+    /// Whether it holds no networks.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// All networks in evaluation batches of `batch_size`, in order, standardised if `std` is
     /// given, on `device`.
     ///
