@@ -209,6 +209,43 @@ fn open_inr_set<'py>(
     Ok(out)
 }
 
+/// INRs a user brings, as `nfn predict --inrs` reads them: an INR set folder (the base fits of
+/// `splits`), a reference SIREN folder (`randinit_smaller_<d>s/net<i>.pth`) or a `.npz` of
+/// `W<l>`/`b<l>` arrays (`nfn export-inrs`), all SIRENs 2 → 32 → 32 → `channels`. A dict with the
+/// INRs and per INR its label (-1 where unknown), image index (-1 where unknown) and split ("" where
+/// unknown).
+#[pyfunction]
+#[pyo3(signature = (path, splits=vec!["test".to_string()], channels=1))]
+fn read_inrs<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    splits: Vec<String>,
+    channels: i64,
+) -> PyResult<Bound<'py, PyDict>> {
+    must_exist(&path)?;
+    if channels < 1 {
+        return Err(PyValueError::new_err(format!("channels {channels}: expected at least 1")));
+    }
+    let splits: Vec<Split> = splits
+        .iter()
+        .map(|s| nfn_cli::commands::predict::parse_split(s).map_err(PyValueError::new_err))
+        .collect::<PyResult<_>>()?;
+    let spec = nfn_weightspace::NetworkSpec::siren(channels);
+    let inputs =
+        py.detach(|| nfn_cli::inrs_input::read_inrs(&path, &spec, &splits)).map_err(to_py)?;
+    let labels: Vec<i64> = inputs.rows.iter().map(|r| r.label.unwrap_or(-1)).collect();
+    let image_index: Vec<i64> = inputs.rows.iter().map(|r| r.image_index).collect();
+    let split: Vec<String> = inputs.rows.iter().map(|r| r.split.clone()).collect();
+    let d = PyDict::new(py);
+    let (ws, bs) = export_ws(py, inputs.wsfeat)?;
+    d.set_item("weights", ws)?;
+    d.set_item("biases", bs)?;
+    d.set_item("labels", export(py, Tensor::from_slice(&labels))?)?;
+    d.set_item("image_index", export(py, Tensor::from_slice(&image_index))?)?;
+    d.set_item("split", split)?;
+    Ok(d)
+}
+
 /// Train a zoo of Small CNN Zoo networks with `nfn make-zoo` into `out` (resumable) and read it
 /// back: a dict with the CNNs' weights (`weights`, `biases`, in our layout), the flat TensorFlow
 /// rows `flat [n, 4970]` and per row `step` and `test_accuracy`.
@@ -284,6 +321,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fit_inrs, m)?)?;
     m.add_function(wrap_pyfunction!(render, m)?)?;
     m.add_function(wrap_pyfunction!(open_inr_set, m)?)?;
+    m.add_function(wrap_pyfunction!(read_inrs, m)?)?;
     m.add_function(wrap_pyfunction!(make_zoo, m)?)?;
     m.add_function(wrap_pyfunction!(default_device, m)?)?;
     Ok(())

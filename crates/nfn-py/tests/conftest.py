@@ -69,3 +69,60 @@ def random_mlp(n: int = 4, dims=(2, 8, 8, 3), channels: int = 1, dtype=torch.flo
         0.1 * torch.randn(n, channels, dims[l + 1], generator=g, dtype=dtype) for l in range(len(dims) - 1)
     )
     return nfn_rs.WeightSpace(weights, biases)
+
+
+CLASSIFY = """name = "py_hnp"
+[data]
+inrs = "{inrs}"
+batch_size = 8
+eval_batch_size = 16
+[model]
+kind = "nfn"
+layer = "hnp"
+hidden = [8]
+pool = "hnp"
+head = {{ hidden = [16], dropout = 0.0 }}
+[trainer]
+steps = 6
+eval_every = 3
+log_every = 1
+seed = 1
+objective = "cross_entropy"
+optim = {{ lr = 1e-3, warmup_steps = 1 }}
+"""
+
+EDIT = """name = "py_edit"
+task = "inr_editing"
+style = "dilate"
+images = "{images}"
+[data]
+inrs = "{inrs}"
+batch_size = 8
+eval_batch_size = 8
+[model]
+kind = "nfn"
+layer = "np"
+hidden = 4
+extra_layers = 0
+fourier = {{ in_channels = 1, mapping_size = 4, scale = 3.0 }}
+[trainer]
+steps = 6
+eval_every = 3
+log_every = 1
+optim = {{ lr = 1e-3, warmup_steps = 1 }}
+"""
+
+
+@pytest.fixture(scope="session")
+def trained_runs(fitted_set, tmp_path_factory):
+    """A 6-step classification run and a 6-step editing run on the fitted set, by `nfn train`."""
+    path, _ = fitted_set
+    dir = tmp_path_factory.mktemp("runs")
+    runs = dir / "runs"
+    out = {}
+    for name, text in [("py_hnp", CLASSIFY), ("py_edit", EDIT)]:
+        cfg = dir / f"{name}.toml"
+        cfg.write_text(text.format(inrs=path, images=FASHION))
+        nfn("train", str(cfg), "--runs", str(runs))
+        out[name] = (cfg, runs / name)
+    return out

@@ -34,6 +34,9 @@ __all__ = [
     "fit_inrs",
     "render",
     "open_inr_set",
+    "read_inrs",
+    "InrRows",
+    "Zoo",
     "make_zoo",
     "load_pretrained",
     "load_run",
@@ -184,6 +187,25 @@ def open_inr_set(
         for name, s in d["splits"].items()
     }
     return InrSet(d["dataset"], list(d["dims"]), list(d["image_shape"]), out)
+
+
+class InrRows(NamedTuple):
+    """INRs read from a folder or file, with what the input records about each (``-1`` / ``""``
+    where it records nothing)."""
+
+    inrs: WeightSpace
+    labels: torch.Tensor
+    image_index: torch.Tensor
+    split: List[str]
+
+
+def read_inrs(path: PathLike, splits: Sequence[str] = ("test",), channels: int = 1) -> InrRows:
+    """INRs as ``nfn predict --inrs`` reads them: an INR set folder (the base fits of ``splits``),
+    a reference SIREN folder (``randinit_smaller_<d>s/net<i>.pth``, the reference's published
+    sets) or a ``.npz`` of ``W<l>``/``b<l>`` arrays (``nfn export-inrs``); SIRENs 2 -> 32 -> 32 ->
+    ``channels``."""
+    d = _native.read_inrs(str(path), list(splits), channels)
+    return InrRows(_ws((d["weights"], d["biases"])), _t(d["labels"]), _t(d["image_index"]), list(d["split"]))
 
 
 class Zoo(NamedTuple):
