@@ -159,6 +159,14 @@ fn render<'py>(
     export(py, img)
 }
 
+/// `train`, `val` or `test` names, as `nfn --splits` takes them.
+fn parse_splits(names: &[String]) -> PyResult<Vec<Split>> {
+    names
+        .iter()
+        .map(|s| nfn_cli::commands::predict::parse_split(s).map_err(PyValueError::new_err))
+        .collect()
+}
+
 /// An INR set written by `nfn fit-inrs` or `nfn convert-inrs`: the base fits of `splits` (with
 /// the augmentation copies of the training split if `copies`), as a dict.
 #[pyfunction]
@@ -170,10 +178,7 @@ fn open_inr_set<'py>(
     copies: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     must_exist(&path)?;
-    let splits: Vec<Split> = splits
-        .iter()
-        .map(|s| nfn_cli::commands::predict::parse_split(s).map_err(PyValueError::new_err))
-        .collect::<PyResult<_>>()?;
+    let splits = parse_splits(&splits)?;
     let (set, parts) = py
         .detach(|| -> anyhow::Result<_> {
             let set = InrSet::open(&path)?;
@@ -226,10 +231,7 @@ fn read_inrs<'py>(
     if channels < 1 {
         return Err(PyValueError::new_err(format!("channels {channels}: expected at least 1")));
     }
-    let splits: Vec<Split> = splits
-        .iter()
-        .map(|s| nfn_cli::commands::predict::parse_split(s).map_err(PyValueError::new_err))
-        .collect::<PyResult<_>>()?;
+    let splits = parse_splits(&splits)?;
     let spec = nfn_weightspace::NetworkSpec::siren(channels);
     let inputs =
         py.detach(|| nfn_cli::inrs_input::read_inrs(&path, &spec, &splits)).map_err(to_py)?;

@@ -61,6 +61,41 @@ struct Classifier {
     test_accuracy: Option<f64>,
 }
 
+impl Classifier {
+    /// `f` of the model over the INRs, `batch_size` at a time, without the GIL.
+    fn map_batches<'py>(
+        &self,
+        py: Python<'py>,
+        weights: &Bound<'py, PyList>,
+        biases: &Bound<'py, PyList>,
+        batch_size: i64,
+        f: impl Fn(&dyn InrClassifier, &WeightSpaceFeatures) -> anyhow::Result<Tensor> + Send,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (wsfeat, held) = borrow_ws(weights, biases)?;
+        let inner = &self.inner;
+        let out = py
+            .detach(move || -> anyhow::Result<Tensor> {
+                let m =
+                    inner.lock().map_err(|_| anyhow::anyhow!("an earlier call failed midway"))?;
+                let x = prepare(&wsfeat, m.spec(), Device::Cpu)?;
+                let (n, batch) = (x.batch_size(), batch_size.max(1));
+                let parts = (0..n)
+                    .step_by(batch as usize)
+                    .map(|start| {
+                        let len = batch.min(n - start);
+                        let idx =
+                            Tensor::arange_start(start, start + len, (Kind::Int64, Device::Cpu));
+                        f(m.as_ref(), &x.index_batch(&idx))
+                    })
+                    .collect::<anyhow::Result<Vec<Tensor>>>()?;
+                Ok(Tensor::cat(&parts, 0))
+            })
+            .map_err(to_py)?;
+        drop(held);
+        export(py, out)
+    }
+}
+
 #[pymethods]
 impl Classifier {
     /// Class logits `[n, classes]` of 1-channel SIRENs, `batch_size` at a time.
@@ -72,18 +107,7 @@ impl Classifier {
         biases: &Bound<'py, PyList>,
         batch_size: i64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (wsfeat, held) = borrow_ws(weights, biases)?;
-        let inner = &self.inner;
-        let out = py
-            .detach(move || -> anyhow::Result<Tensor> {
-                let m =
-                    inner.lock().map_err(|_| anyhow::anyhow!("an earlier call failed midway"))?;
-                let x = prepare(&wsfeat, m.spec(), Device::Cpu)?;
-                Ok(in_batches(&x, batch_size, &|b| m.logits(b)))
-            })
-            .map_err(to_py)?;
-        drop(held);
-        export(py, out)
+        self.map_batches(py, weights, biases, batch_size, |m, b| Ok(m.logits(b)))
     }
 
     /// Inr2Array latent arrays `[n, M, D]` (models with an Inr2Array encoder only).
@@ -95,24 +119,12 @@ impl Classifier {
         biases: &Bound<'py, PyList>,
         batch_size: i64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (wsfeat, held) = borrow_ws(weights, biases)?;
-        let inner = &self.inner;
         let name = &self.name;
-        let out = py
-            .detach(move || -> anyhow::Result<Tensor> {
-                let m =
-                    inner.lock().map_err(|_| anyhow::anyhow!("an earlier call failed midway"))?;
-                let x = prepare(&wsfeat, m.spec(), Device::Cpu)?;
-                if m.latents(&x.index_batch(&Tensor::from_slice(&[0i64]))).is_none() {
-                    anyhow::bail!("the {name} model has no Inr2Array encoder: embed needs one");
-                }
-                Ok(in_batches(&x, batch_size, &|b| {
-                    m.latents(b).expect("checked above: the model has latents")
-                }))
+        self.map_batches(py, weights, biases, batch_size, move |m, b| {
+            m.latents(b).ok_or_else(|| {
+                anyhow::anyhow!("the {name} model has no Inr2Array encoder: embed needs one")
             })
-            .map_err(to_py)?;
-        drop(held);
-        export(py, out)
+        })
     }
 
     /// A warning when these INRs' weight statistics lie outside what the model was trained on
@@ -126,22 +138,6 @@ impl Classifier {
         let m = self.inner.lock().map_err(poisoned)?;
         Ok(m.trained_range().and_then(|r| r.check(&wsfeat)))
     }
-}
-
-fn in_batches(
-    x: &WeightSpaceFeatures,
-    batch: i64,
-    f: &dyn Fn(&WeightSpaceFeatures) -> Tensor,
-) -> Tensor {
-    let (n, batch) = (x.batch_size(), batch.max(1));
-    let parts: Vec<Tensor> = (0..n)
-        .step_by(batch as usize)
-        .map(|start| {
-            let len = batch.min(n - start);
-            f(&x.index_batch(&Tensor::arange_start(start, start + len, (Kind::Int64, Device::Cpu))))
-        })
-        .collect();
-    Tensor::cat(&parts, 0)
 }
 
 /// The model `model` (default: the card's) shipped for `dataset` (`fashion-mnist`, `mnist`).

@@ -1,7 +1,9 @@
 //! `cargo xtask demo`: the main job on a built-in default. It fits SIREN INRs to a FashionMNIST subset,
-//! trains the NFT classifier and the MLP-on-weights baseline on them (CPU-sized configs
-//! `xtask/configs/demo_*.toml`), and prints both test accuracies, what the shipped pretrained model
-//! gets on the same test INRs, and the elapsed time. Everything runs
+//! trains three classifiers of different kinds on them (CPU-sized configs `xtask/configs/demo_*.toml`:
+//! ProbeGen, which probes each network's function; the NFT, which reads its weights with
+//! permutation-equivariant attention; and the MLP on the flattened weights as the baseline), and
+//! prints their test accuracies and training times with a line on what each model is, what the
+//! shipped pretrained model gets on the same test INRs, and the elapsed time. Everything runs
 //! through the release `nfn` binary (a CUDA build where there is a GPU; its first line says which
 //! device); finished steps are reused when it is run again.
 
@@ -17,8 +19,23 @@ use crate::util::root;
 pub const DEMO_INRS: &str = "data/inrs/fashion-mnist-demo";
 /// Training images the demo fits by default (validation and test get the same fraction of theirs).
 pub const DEMO_LIMIT: i64 = 3000;
-/// The demo's experiment configs, in the order they are trained.
-pub const DEMO_CONFIGS: [&str; 2] = ["xtask/configs/demo_nft.toml", "xtask/configs/demo_mlp.toml"];
+/// The demo's experiment configs, in the order they are trained, each with what its model is.
+pub const DEMO_CONFIGS: [(&str, &str); 3] = [
+    (
+        "xtask/configs/demo_probegen.toml",
+        "ProbeGen: runs each SIREN at 64 learned points and classifies its outputs (invariant by \
+         construction; cheap steps)",
+    ),
+    (
+        "xtask/configs/demo_nft.toml",
+        "NFT: permutation-equivariant attention over the weights themselves, pooled to an \
+         invariant read-out (trained for 5 minutes)",
+    ),
+    (
+        "xtask/configs/demo_mlp.toml",
+        "MLP on the flattened weights: the baseline that ignores the symmetry",
+    ),
+];
 
 /// Options of `demo`.
 #[derive(clap::Args)]
@@ -69,14 +86,14 @@ pub fn run(args: &Args) -> Result<()> {
     let nfn = super::nfn::Nfn::prepare()?;
     if args.fresh {
         for dir in std::iter::once(DEMO_INRS.to_string())
-            .chain(DEMO_CONFIGS.iter().map(|c| format!("data/runs/{}", run_name(c))))
+            .chain(DEMO_CONFIGS.iter().map(|(c, _)| format!("data/runs/{}", run_name(c))))
         {
             let _ = std::fs::remove_dir_all(root().join(dir));
         }
     }
     let limit = args.limit.to_string();
     nfn.run(&["fit-inrs", "--dataset", "fashion-mnist", "--limit", &limit, "--out", DEMO_INRS])?;
-    for config in DEMO_CONFIGS {
+    for (config, _) in DEMO_CONFIGS {
         nfn.run(&["train", config, "--runs", "data/runs"])?;
     }
     println!(
@@ -84,7 +101,7 @@ pub fn run(args: &Args) -> Result<()> {
     );
     println!("| model | test accuracy | train / test INRs | steps | train time |");
     println!("|---|---|---|---|---|");
-    for config in DEMO_CONFIGS {
+    for (config, _) in DEMO_CONFIGS {
         let path = root().join("data/runs").join(run_name(config)).join("summary.json");
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path:?}"))?;
         let s: Summary =
@@ -100,6 +117,10 @@ pub fn run(args: &Args) -> Result<()> {
             s.budget.steps,
             s.budget.train_seconds / 60.0
         );
+    }
+    println!();
+    for (config, what) in DEMO_CONFIGS {
+        println!("- {}: {what}", run_name(config));
     }
     // The same test INRs through the pretrained model shipped with nfn (trained on more data).
     println!("\nthe shipped pretrained model (crates/nfn-cli/pretrained/fashion-mnist/MODEL.md) on the same test INRs:");
