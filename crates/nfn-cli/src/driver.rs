@@ -2,6 +2,7 @@
 //! train through [`nft_model::train()`], write `summary.json` through [`Run`], print the result; and
 //! evaluate a finished run's best checkpoint the same way.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -16,6 +17,30 @@ use nft_model::{
 };
 use tch::nn::VarStore;
 use tch::Device;
+
+/// Whether commands keep their progress to themselves (a library caller that did not ask for it).
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Silence (or restore) the progress lines and bars of the commands run in this process: the
+/// Python package runs them quietly unless asked for progress.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// Whether progress is silenced ([`set_quiet`]).
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// `eprintln!` unless progress is silenced ([`set_quiet`]).
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {
+        if !$crate::driver::quiet() {
+            eprintln!($($arg)*);
+        }
+    };
+}
 
 /// What a run is, as the summary and the tables describe it.
 #[derive(Debug, Clone)]
@@ -127,6 +152,9 @@ pub fn param_count(vs: &VarStore) -> i64 {
 
 /// A progress bar with the house style.
 pub fn progress_bar(name: &str, len: u64) -> ProgressBar {
+    if quiet() {
+        return ProgressBar::hidden();
+    }
     let bar = ProgressBar::new(len);
     bar.set_style(
         ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed} < {eta})")

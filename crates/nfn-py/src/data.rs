@@ -250,9 +250,10 @@ fn read_inrs<'py>(
 
 /// Train a zoo of Small CNN Zoo networks with `nfn make-zoo` into `out` (resumable) and read it
 /// back: a dict with the CNNs' weights (`weights`, `biases`, in our layout), the flat TensorFlow
-/// rows `flat [n, 4970]` and per row `step` and `test_accuracy`.
+/// rows `flat [n, 4970]` and per row `step` and `test_accuracy`; `nfn make-zoo`'s progress lines
+/// only with `progress`.
 #[pyfunction]
-#[pyo3(signature = (dataset, networks, out, seed=0, epochs=vec![0, 1, 2, 4], steps_per_epoch=None, eval_images=None, data_dir=None))]
+#[pyo3(signature = (dataset, networks, out, seed=0, epochs=vec![0, 1, 2, 4], steps_per_epoch=None, eval_images=None, data_dir=None, progress=false))]
 #[allow(clippy::too_many_arguments)]
 fn make_zoo<'py>(
     py: Python<'py>,
@@ -264,6 +265,7 @@ fn make_zoo<'py>(
     steps_per_epoch: Option<usize>,
     eval_images: Option<usize>,
     data_dir: Option<PathBuf>,
+    progress: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     use clap::ValueEnum as _;
     use nfn_cli::commands::make_zoo::{Args, ZooDataset};
@@ -288,7 +290,11 @@ fn make_zoo<'py>(
     };
     let (flat, wsfeat, metrics) = py
         .detach(|| -> anyhow::Result<_> {
-            nfn_cli::commands::make_zoo::run(&args)?;
+            // `nfn make-zoo`'s lines and bar only when asked for.
+            nfn_cli::driver::set_quiet(!progress);
+            let made = nfn_cli::commands::make_zoo::run(&args);
+            nfn_cli::driver::set_quiet(false);
+            made?;
             let flat = nfn_weightspace::io::read_npy(out.join("weights.npy"))?.to_kind(Kind::Float);
             let layout_path = out.join("layout.csv");
             let layout = nfn_datasets::cnn_zoo::read_layout(&layout_path)?;

@@ -64,14 +64,21 @@ def test_fit_releases_the_gil():
     assert len(during) >= 3, f"{len(during)} ticks in {end - start:.2f} s of fitting"
 
 
-def test_make_zoo_small(tmp_path):
+def test_make_zoo_small(tmp_path, capfd):
     need_fashion()
     zoo = nfn_rs.make_zoo(
         "fashion-mnist", 2, tmp_path / "zoo", epochs=[0, 1], steps_per_epoch=2, eval_images=64
     )
+    out, err = capfd.readouterr()
+    assert "making a zoo" not in err and out == "", "progress was printed without being asked for"
     assert zoo.flat.shape == (4, 4970)  # 2 networks x 2 checkpoints
     assert zoo.cnns.batch_size == 4 and zoo.cnns.weights[0].shape[-2:] == (3, 3)
     assert zoo.test_accuracy.shape == (4,) and bool(((zoo.test_accuracy >= 0) & (zoo.test_accuracy <= 1)).all())
+    # Asked for, the command's lines come (the zoo is there: it is read again, nothing retrained).
+    nfn_rs.make_zoo(
+        "fashion-mnist", 2, tmp_path / "zoo", epochs=[0, 1], steps_per_epoch=2, eval_images=64, progress=True
+    )
+    assert "making a zoo" in capfd.readouterr().err
 
 
 # ---- bad input: named exceptions with the CLI's one-line message ---------------------------------

@@ -136,7 +136,7 @@ pub fn run(args: &Args) -> Result<()> {
         ZooGenConfig { train_eval_images: args.train_eval_images.or(cfg.train_eval_images), ..cfg };
     cfg.validate()?;
     let shard = args.shard.map_or(String::new(), |s| format!(", shard {s}"));
-    eprintln!(
+    crate::note!(
         "nfn: making a zoo of {} CNNs (3 conv 3x3/2 x 16, GAP, dense 10; 4970 params) on {} \
          {}x{} greyscale images ({} train, {} test), {} at once, checkpoints at epochs {:?}{}{shard}, \
          on {}, into {}",
@@ -164,9 +164,10 @@ pub fn run(args: &Args) -> Result<()> {
             done = p.networks_done;
             let secs = started.elapsed().as_secs_f64();
             bar.suspend(|| {
-                eprintln!(
+                crate::note!(
                     "nfn: group {} done: {done}/{} networks, {secs:.0} s",
-                    p.group, p.networks_total
+                    p.group,
+                    p.networks_total
                 )
             });
         }
@@ -182,7 +183,7 @@ pub fn run(args: &Args) -> Result<()> {
         &mut on_progress,
     )?;
     bar.finish();
-    eprintln!(
+    crate::note!(
         "nfn: trained {} networks in {} groups ({} groups already there), {} diverged, {:.1} s \
          ({:.2} CNNs/s)",
         report.networks_trained,
@@ -195,7 +196,7 @@ pub fn run(args: &Args) -> Result<()> {
     match merge(&out) {
         Ok(()) => Ok(()),
         Err(e) if args.shard.is_some() => {
-            eprintln!(
+            crate::note!(
                 "nfn: not merged yet ({e:#}); run with --merge-only once every shard is done"
             );
             Ok(())
@@ -207,10 +208,12 @@ pub fn run(args: &Args) -> Result<()> {
 /// Merge the parts of the zoo in `out` and report the spread of final accuracies.
 pub fn merge(out: &Path) -> Result<()> {
     let report = merge_parts(out).with_context(|| format!("merging the zoo in {out:?}"))?;
-    eprintln!("nfn: {report:?}");
+    crate::note!("nfn: {report:?}");
     let png = out.join("accuracy.png");
     let line = accuracy_histogram(out, &png)?;
-    println!("make-zoo: {line}");
+    if !crate::driver::quiet() {
+        println!("make-zoo: {line}");
+    }
     Ok(())
 }
 

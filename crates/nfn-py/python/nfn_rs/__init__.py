@@ -227,9 +227,11 @@ def make_zoo(
     steps_per_epoch: Optional[int] = None,
     eval_images: Optional[int] = None,
     data_dir: Optional[PathLike] = None,
+    progress: bool = False,
 ) -> Zoo:
     """Train ``networks`` Small CNN Zoo networks (``nfn make-zoo``; resumable, written in the Small
-    CNN Zoo format to ``out``) and read them back."""
+    CNN Zoo format to ``out``) and read them back; ``progress=True`` prints ``nfn make-zoo``'s
+    lines. The GIL is released while training."""
     d = _native.make_zoo(
         dataset,
         networks,
@@ -239,6 +241,7 @@ def make_zoo(
         steps_per_epoch,
         eval_images,
         None if data_dir is None else str(data_dir),
+        progress,
     )
     return Zoo(_ws((d["weights"], d["biases"])), _t(d["flat"]), _t(d["step"]), _t(d["test_accuracy"]))
 

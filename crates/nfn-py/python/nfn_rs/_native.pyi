@@ -40,6 +40,7 @@ def make_zoo(
     steps_per_epoch: Optional[int] = None,
     eval_images: Optional[int] = None,
     data_dir: Optional[str] = None,
+    progress: bool = False,
 ) -> Dict[str, Any]: ...
 
 class Classifier:
