@@ -27,6 +27,10 @@ pub struct Args {
     /// highest test accuracy).
     #[arg(long)]
     pub default: Option<String>,
+    /// Add (or replace) these direct runs' models in the data set's existing card, keeping the
+    /// models already shipped (whose runs need not be on this machine), instead of shipping anew.
+    #[arg(long, num_args = 1.., conflicts_with_all = ["inr2array", "direct"])]
+    pub add: Vec<PathBuf>,
 }
 
 /// Most bytes of weights the repository takes (20 MB for every shipped model together, so the repository stays light).
@@ -134,9 +138,93 @@ fn title(dataset: &str) -> &str {
     }
 }
 
+/// Copy one direct run into `out/<its model kind>/`; its name, card entry and bytes of weights.
+fn ship_direct(run: &Path, out: &Path, spec: &Value) -> Result<(String, Value, u64)> {
+    let summary = read_json(&run.join("summary.json"))?;
+    let name = summary["model"].as_str().context("a summary without model")?.to_string();
+    let path = summary["data"]["path"].as_str().context("a summary without data.path")?;
+    let set = read_json(&root().join(path).join("manifest.json"))?;
+    if set["spec"] != *spec {
+        bail!("{run:?} reads other SIRENs than the card's models: {} vs {}", set["spec"], spec);
+    }
+    let dir = out.join(&name);
+    std::fs::create_dir_all(&dir)?;
+    let bytes = copy(&run.join("model.safetensors"), &dir.join("model.safetensors"))?;
+    copy(&run.join("config.toml"), &dir.join("config.toml"))?;
+    let entry = card_entry(&summary, &set, run, &["config.toml", "model.safetensors"])?;
+    Ok((name, entry, bytes))
+}
+
+/// The model the card names when none is asked for: `asked`, else the most accurate.
+fn default_model(
+    models: &serde_json::Map<String, Value>,
+    asked: Option<&String>,
+) -> Result<String> {
+    match asked {
+        Some(d) if models.contains_key(d) => Ok(d.clone()),
+        Some(d) => bail!("--default {d}: not among the shipped models"),
+        None => models
+            .iter()
+            .max_by(|a, b| {
+                let acc = |v: &Value| v["test_accuracy"].as_f64().unwrap_or(f64::MIN);
+                acc(a.1).total_cmp(&acc(b.1))
+            })
+            .map(|(k, _)| k.clone())
+            .context("no models"),
+    }
+}
+
+/// Bytes of every weights file under `dir`.
+fn weight_bytes(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {dir:?}"))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            total += weight_bytes(&path)?;
+        } else if path.extension().is_some_and(|e| e == "safetensors") {
+            total += std::fs::metadata(&path)?.len();
+        }
+    }
+    Ok(total)
+}
+
+/// `--add`: put direct runs' models into an existing card, the other models kept as shipped.
+fn add(args: &Args, out: &Path) -> Result<()> {
+    let card_path = out.join("card.json");
+    let mut card = read_json(&card_path)
+        .with_context(|| format!("--add needs a shipped card: ship {} first", args.dataset))?;
+    let spec = card["spec"].clone();
+    let mut models = card["models"].as_object().cloned().context("a card without models")?;
+    for run in &args.add {
+        let (name, entry, _) = ship_direct(&root().join(run), out, &spec)?;
+        eprintln!("xtask: {name} from {} into {}", run.display(), out.display());
+        models.insert(name, entry);
+    }
+    let bytes = weight_bytes(out)?;
+    if bytes > MAX_BYTES {
+        bail!("the shipped weights take {bytes} bytes, over the {MAX_BYTES}-byte budget");
+    }
+    card["default"] = json!(default_model(&models, args.default.as_ref())?);
+    card["models"] = Value::Object(models);
+    let encoder = card["encoder"].clone();
+    std::fs::write(&card_path, serde_json::to_string_pretty(&card)? + "\n")?;
+    std::fs::write(out.join("MODEL.md"), model_md(&args.dataset, &card, &encoder)?)?;
+    eprintln!(
+        "xtask: {} now ships {} ({:.1} MB of weights), default {}",
+        args.dataset,
+        card["models"].as_object().map_or(0, |m| m.len()),
+        bytes as f64 / (1 << 20) as f64,
+        card["default"]
+    );
+    Ok(())
+}
+
 /// Copy the runs and write the card and the model card text.
 pub fn run(args: &Args) -> Result<()> {
     let out = root().join("crates/nfn-cli/pretrained").join(&args.dataset);
+    if !args.add.is_empty() {
+        return add(args, &out);
+    }
     let cls_run = root().join(&args.inr2array);
     let cls_config = std::fs::read_to_string(cls_run.join("config.toml"))
         .with_context(|| format!("reading {:?}", cls_run.join("config.toml")))?;
@@ -172,42 +260,17 @@ pub fn run(args: &Args) -> Result<()> {
         )?,
     );
     for run in &args.direct {
-        let run = root().join(run);
-        let summary = read_json(&run.join("summary.json"))?;
-        let name = summary["model"].as_str().context("a summary without model")?.to_string();
-        let set = manifest_of(&summary)?;
-        if set["spec"] != cls_set["spec"] {
-            bail!(
-                "{run:?} reads other SIRENs than the Inr2Array model: {} vs {}",
-                set["spec"],
-                cls_set["spec"]
-            );
-        }
+        let (name, entry, b) = ship_direct(&root().join(run), &out, &cls_set["spec"])?;
         if models.contains_key(&name) {
             bail!("two runs of model kind {name}: ship one");
         }
-        let dir = out.join(&name);
-        std::fs::create_dir_all(&dir)?;
-        bytes += copy(&run.join("model.safetensors"), &dir.join("model.safetensors"))?;
-        copy(&run.join("config.toml"), &dir.join("config.toml"))?;
-        models
-            .insert(name, card_entry(&summary, &set, &run, &["config.toml", "model.safetensors"])?);
+        bytes += b;
+        models.insert(name, entry);
     }
     if bytes > MAX_BYTES {
         bail!("the shipped weights take {bytes} bytes, over the {MAX_BYTES}-byte budget");
     }
-    let default = match &args.default {
-        Some(d) if models.contains_key(d) => d.clone(),
-        Some(d) => bail!("--default {d}: not among the shipped models"),
-        None => models
-            .iter()
-            .max_by(|a, b| {
-                let acc = |v: &Value| v["test_accuracy"].as_f64().unwrap_or(f64::MIN);
-                acc(a.1).total_cmp(&acc(b.1))
-            })
-            .map(|(k, _)| k.clone())
-            .context("no models")?,
-    };
+    let default = default_model(&models, args.default.as_ref())?;
 
     let card = json!({
         "dataset": args.dataset,
