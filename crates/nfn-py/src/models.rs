@@ -61,39 +61,35 @@ struct Classifier {
     test_accuracy: Option<f64>,
 }
 
-impl Classifier {
-    /// `f` of the model over the INRs, `batch_size` at a time, without the GIL.
-    fn map_batches<'py>(
-        &self,
-        py: Python<'py>,
-        weights: &Bound<'py, PyList>,
-        biases: &Bound<'py, PyList>,
-        batch_size: i64,
-        f: impl Fn(&dyn InrClassifier, &WeightSpaceFeatures) -> anyhow::Result<Tensor> + Send,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let (wsfeat, held) = borrow_ws(weights, biases)?;
-        let inner = &self.inner;
-        let out = py
-            .detach(move || -> anyhow::Result<Tensor> {
-                let m =
-                    inner.lock().map_err(|_| anyhow::anyhow!("an earlier call failed midway"))?;
-                let x = prepare(&wsfeat, m.spec(), Device::Cpu)?;
-                let (n, batch) = (x.batch_size(), batch_size.max(1));
-                let parts = (0..n)
-                    .step_by(batch as usize)
-                    .map(|start| {
-                        let len = batch.min(n - start);
-                        let idx =
-                            Tensor::arange_start(start, start + len, (Kind::Int64, Device::Cpu));
-                        f(m.as_ref(), &x.index_batch(&idx))
-                    })
-                    .collect::<anyhow::Result<Vec<Tensor>>>()?;
-                Ok(Tensor::cat(&parts, 0))
-            })
-            .map_err(to_py)?;
-        drop(held);
-        export(py, out)
-    }
+/// `f` of the model in `inner` over the INRs, `batch_size` at a time, without the GIL; the INRs are
+/// checked against the model's spec (`spec`) first.
+fn map_batches<'py, T: Send>(
+    py: Python<'py>,
+    inner: &Mutex<T>,
+    (weights, biases): (&Bound<'py, PyList>, &Bound<'py, PyList>),
+    batch_size: i64,
+    spec: fn(&T) -> &NetworkSpec,
+    f: impl Fn(&T, &WeightSpaceFeatures) -> anyhow::Result<Tensor> + Send,
+) -> PyResult<Bound<'py, PyAny>> {
+    let (wsfeat, held) = borrow_ws(weights, biases)?;
+    let out = py
+        .detach(move || -> anyhow::Result<Tensor> {
+            let m = inner.lock().map_err(|_| anyhow::anyhow!("an earlier call failed midway"))?;
+            let x = prepare(&wsfeat, spec(&m), Device::Cpu)?;
+            let (n, batch) = (x.batch_size(), batch_size.max(1));
+            let parts = (0..n)
+                .step_by(batch as usize)
+                .map(|start| {
+                    let len = batch.min(n - start);
+                    let idx = Tensor::arange_start(start, start + len, (Kind::Int64, Device::Cpu));
+                    f(&m, &x.index_batch(&idx))
+                })
+                .collect::<anyhow::Result<Vec<Tensor>>>()?;
+            Ok(Tensor::cat(&parts, 0))
+        })
+        .map_err(to_py)?;
+    drop(held);
+    export(py, out)
 }
 
 #[pymethods]
@@ -107,7 +103,14 @@ impl Classifier {
         biases: &Bound<'py, PyList>,
         batch_size: i64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.map_batches(py, weights, biases, batch_size, |m, b| Ok(m.logits(b)))
+        map_batches(
+            py,
+            &self.inner,
+            (weights, biases),
+            batch_size,
+            |m| m.spec(),
+            |m, b| Ok(m.logits(b)),
+        )
     }
 
     /// Inr2Array latent arrays `[n, M, D]` (models with an Inr2Array encoder only).
@@ -120,11 +123,18 @@ impl Classifier {
         batch_size: i64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let name = &self.name;
-        self.map_batches(py, weights, biases, batch_size, move |m, b| {
-            m.latents(b).ok_or_else(|| {
-                anyhow::anyhow!("the {name} model has no Inr2Array encoder: embed needs one")
-            })
-        })
+        map_batches(
+            py,
+            &self.inner,
+            (weights, biases),
+            batch_size,
+            |m| m.spec(),
+            move |m, b| {
+                m.latents(b).ok_or_else(|| {
+                    anyhow::anyhow!("the {name} model has no Inr2Array encoder: embed needs one")
+                })
+            },
+        )
     }
 
     /// A warning when these INRs' weight statistics lie outside what the model was trained on
@@ -156,8 +166,8 @@ fn load_pretrained(py: Python<'_>, dataset: &str, model: Option<&str>) -> PyResu
     })
 }
 
-/// A trained run: an INR classifier (`inr_classification`, `inr2array_classify`) or an editor
-/// (`inr_editing`).
+/// A trained run: an INR classifier (`inr_classification`, `inr2array_classify`), an Inr2Array
+/// encoder (`inr2array_pretrain`) or an editor (`inr_editing`).
 #[pyfunction]
 fn load_run(py: Python<'_>, path: PathBuf) -> PyResult<Py<PyAny>> {
     must_exist(&path)?;
@@ -192,13 +202,70 @@ fn load_run(py: Python<'_>, path: PathBuf) -> PyResult<Py<PyAny>> {
         ExperimentKind::Edit => {
             let e = py.detach(|| RunEditor::load(&path)).map_err(to_py)?;
             let [h, w] = e.image_size();
-            let ed = Editor { dims: e.spec().dims(), image_size: (h, w), inner: Mutex::new(e), name };
+            let ed =
+                Editor { dims: e.spec().dims(), image_size: (h, w), inner: Mutex::new(e), name };
             Ok(Py::new(py, ed)?.into_any())
         }
+        ExperimentKind::Inr2ArrayPretrain => {
+            let (_, set, vs, autoencoder) = py
+                .detach(|| {
+                    nfn_cli::experiments::inr2array_pretrain::load_pretrained(&path, Device::Cpu)
+                })
+                .map_err(to_py)?;
+            let spec = set.manifest.spec.clone();
+            let e = Encoder {
+                dims: spec.dims(),
+                inner: Mutex::new(EncoderInner { spec, autoencoder, _vs: vs }),
+                name,
+            };
+            Ok(Py::new(py, e)?.into_any())
+        }
         other => Err(PyValueError::new_err(format!(
-            "{}: a {other:?} run has nothing to apply to INRs here (classification or editing runs)",
+            "{}: a {other:?} run has nothing to apply to INRs here (classification, pretraining or \
+             editing runs)",
             path.display()
         ))),
+    }
+}
+
+struct EncoderInner {
+    spec: NetworkSpec,
+    autoencoder: inr2array::Inr2ArrayAutoencoder,
+    _vs: VarStore,
+}
+
+/// The encoder of an Inr2Array pretraining run.
+#[pyclass(module = "nfn_rs._native")]
+struct Encoder {
+    inner: Mutex<EncoderInner>,
+    #[pyo3(get)]
+    name: String,
+    #[pyo3(get)]
+    dims: Vec<i64>,
+}
+
+#[pymethods]
+impl Encoder {
+    /// Inr2Array latent arrays `[n, M, D]` (what `nfn embed --run` writes).
+    #[pyo3(signature = (weights, biases, batch_size=256))]
+    fn embed<'py>(
+        &self,
+        py: Python<'py>,
+        weights: &Bound<'py, PyList>,
+        biases: &Bound<'py, PyList>,
+        batch_size: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        map_batches(
+            py,
+            &self.inner,
+            (weights, biases),
+            batch_size,
+            |m| &m.spec,
+            |m, b| {
+                Ok(tch::no_grad(|| m.autoencoder.encoder().forward_t(b, false))
+                    .to_kind(Kind::Float))
+            },
+        )
     }
 }
 
@@ -567,6 +634,7 @@ impl Graph {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Classifier>()?;
     m.add_class::<Editor>()?;
+    m.add_class::<Encoder>()?;
     m.add_class::<Module>()?;
     m.add_class::<Graph>()?;
     m.add_function(wrap_pyfunction!(load_pretrained, m)?)?;

@@ -113,14 +113,40 @@ optim = {{ lr = 1e-3, warmup_steps = 1 }}
 """
 
 
+PRETRAIN = """name = "py_ae"
+task = "inr2array_pretrain"
+[data]
+inrs = "{inrs}"
+batch_size = 8
+eval_batch_size = 8
+[model]
+image_size = [28, 28]
+[model.encoder]
+channels = 8
+num_blocks = 1
+num_heads = 2
+ff_factor = 2
+num_latents = 4
+latent_dim = 8
+[model.decoder]
+dec_type = "sitzmann"
+hidden_dim = 8
+[trainer]
+steps = 6
+eval_every = 3
+log_every = 1
+optim = {{ lr = 1e-3, warmup_steps = 1, schedule = "cosine" }}
+"""
+
+
 @pytest.fixture(scope="session")
 def trained_runs(fitted_set, tmp_path_factory):
-    """A 6-step classification run and a 6-step editing run on the fitted set, by `nfn train`."""
+    """6-step classification, pretraining and editing runs on the fitted set, by `nfn train`."""
     path, _ = fitted_set
     dir = tmp_path_factory.mktemp("runs")
     runs = dir / "runs"
     out = {}
-    for name, text in [("py_hnp", CLASSIFY), ("py_edit", EDIT)]:
+    for name, text in [("py_hnp", CLASSIFY), ("py_ae", PRETRAIN), ("py_edit", EDIT)]:
         cfg = dir / f"{name}.toml"
         cfg.write_text(text.format(inrs=path, images=FASHION))
         nfn("train", str(cfg), "--runs", str(runs))

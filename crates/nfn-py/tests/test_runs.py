@@ -26,6 +26,21 @@ def test_classification_run_predicts_as_nfn_predict(fitted_set, trained_runs, tm
     assert torch.allclose(ours, theirs, atol=6e-6, rtol=0), (ours - theirs).abs().max()
 
 
+def test_pretraining_run_embeds_as_nfn_embed(fitted_set, trained_runs, tmp_path):
+    import numpy as np
+
+    path, _ = fitted_set
+    _, run = trained_runs["py_ae"]
+    encoder = nfn_rs.load_run(run)
+    assert isinstance(encoder, nfn_rs.Encoder)
+    out = tmp_path / "z.npy"
+    nfn("embed", "--run", str(run), "--inrs", str(path), "--splits", "test", "--out", str(out))
+    theirs = torch.from_numpy(np.load(out))
+    ours = encoder.embed(nfn_rs.open_inr_set(path, ["test"]).splits["test"].inrs, batch_size=2)
+    assert ours.shape == theirs.shape == (theirs.shape[0], 4, 8)
+    assert torch.allclose(ours, theirs, atol=1e-6), (ours - theirs).abs().max()
+
+
 def test_editing_run_edits_as_nfn_edit(fitted_set, trained_runs, tmp_path):
     path, _ = fitted_set
     _, run = trained_runs["py_edit"]

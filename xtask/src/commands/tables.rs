@@ -85,6 +85,18 @@ const CURVES: &[Curve] = &[
         ],
         minutes: true,
     },
+    Curve {
+        file: "fmnist_budget_val_accuracy.png",
+        metric: "val:accuracy",
+        title: "FashionMNIST: val accuracy (%) per training minute",
+        series: &[
+            ("ProbeGen, full set (55k train INRs)", "fmnist_probegen_full"),
+            ("ProbeGen, the demo's 3000 INRs", "demo_probegen"),
+            ("NFT, the demo's 3000 INRs", "demo_nft"),
+            ("MLP on the weights, the demo's 3000 INRs", "demo_mlp"),
+        ],
+        minutes: true,
+    },
 ];
 
 /// Rebuild the pages and the curves whose runs are all on disk (the others are named and left).

@@ -28,6 +28,7 @@ __all__ = [
     "InrSet",
     "Classifier",
     "Editor",
+    "Encoder",
     "Module",
     "info",
     "load_images",
@@ -281,6 +282,23 @@ class Classifier:
         return f"Classifier({self.name!r}, dims={self.dims})"
 
 
+class Encoder:
+    """The Inr2Array encoder of a pretraining run (an ``inr2array_pretrain`` run)."""
+
+    def __init__(self, native: Any):
+        self._native = native
+        self.name: str = native.name
+        self.dims: List[int] = list(native.dims)
+
+    def embed(self, inrs: Any, batch_size: int = 256) -> torch.Tensor:
+        """Latent arrays ``[n, M, D]`` (what ``nfn embed --run`` writes)."""
+        w, b = _lists(inrs)
+        return _t(self._native.embed(w, b, batch_size))
+
+    def __repr__(self) -> str:
+        return f"Encoder({self.name!r}, dims={self.dims})"
+
+
 class Editor:
     """A trained INR editor (an ``inr_editing`` run)."""
 
@@ -305,11 +323,15 @@ def load_pretrained(dataset: str, model: Optional[str] = None) -> Classifier:
     return Classifier(_native.load_pretrained(dataset, model))
 
 
-def load_run(path: PathLike) -> Union[Classifier, Editor]:
-    """A trained run folder (``data/runs/<exp>``): its best checkpoint, as a classifier or an
-    editor by the run's task."""
+def load_run(path: PathLike) -> Union[Classifier, Encoder, Editor]:
+    """A trained run folder (``data/runs/<exp>``): its best checkpoint, as a classifier
+    (classification runs), an encoder (Inr2Array pretraining) or an editor, by the run's task."""
     native = _native.load_run(str(path))
-    return Editor(native) if isinstance(native, _native.Editor) else Classifier(native)
+    if isinstance(native, _native.Editor):
+        return Editor(native)
+    if isinstance(native, _native.Encoder):
+        return Encoder(native)
+    return Classifier(native)
 
 
 class _NativeFunction(torch.autograd.Function):

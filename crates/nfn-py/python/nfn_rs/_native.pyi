@@ -56,6 +56,13 @@ class Classifier:
     ) -> Capsule: ...
     def check_range(self, weights: List[torch.Tensor], biases: List[torch.Tensor]) -> Optional[str]: ...
 
+class Encoder:
+    name: str
+    dims: List[int]
+    def embed(
+        self, weights: List[torch.Tensor], biases: List[torch.Tensor], batch_size: int = 256
+    ) -> Capsule: ...
+
 class Editor:
     name: str
     dims: List[int]
