@@ -117,6 +117,7 @@ fn card_entry(summary: &Value, manifest: &Value, run: &Path, files: &[&str]) -> 
         "data": summary["data"],
         "fit": manifest["fit"],
         "splits": manifest["splits"],
+        "copies": manifest["copies"],
         "budget": summary["budget"],
         "hardware": summary["hardware"],
         "finished": summary["finished"],
@@ -359,8 +360,9 @@ fn model_md(dataset: &str, card: &Value, enc_sum: &Value) -> Result<String> {
     }
     let eb = &enc_sum["budget"];
     let splits = &models["inr2array"]["splits"];
-    let copies = card["models"]["inr2array"]["data"]["train"].as_i64().unwrap_or(0)
-        > splits["train"][1].as_i64().unwrap_or(0) - splits["train"][0].as_i64().unwrap_or(0);
+    // Augmentation copies of the Inr2Array model's INR set (cards written before this was recorded
+    // shipped none).
+    let copies = models["inr2array"]["copies"].as_u64().unwrap_or(0) > 0;
     let paper = models["inr2array"]["paper"]["metric"].as_f64();
     let _ = writeln!(
         md,
