@@ -3,6 +3,7 @@
 
 use std::ffi::OsStr;
 use std::path::PathBuf;
+use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
@@ -45,22 +46,18 @@ impl Nfn {
         Ok(crate::util::root().join("target/release/nfn"))
     }
 
-    /// `cargo run --release -p nfn-cli [--features cuda] --bin nfn -- <args>`.
+    /// Build the release `nfn` ([`Nfn::build`], cargo's progress shown) and run it with `args`.
+    /// Not `cargo run`: that holds cargo's lock on `target/` for as long as `nfn` runs, so an
+    /// hour-long fit or training would block every other cargo command (tests, a second xtask).
     ///
     /// # Errors
     /// When the build fails or `nfn` exits with an error.
     pub fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Result<()> {
-        announce_build();
-        let mut cmd = cargo();
-        // Not `--quiet`: on a fresh clone the build takes minutes, and cargo's progress (or its
-        // `Compiling` lines off a terminal) shows it moving.
-        cmd.args(["run", "--release", "--package", "nfn-cli"])
-            .args(&self.features)
-            .args(["--bin", "nfn", "--"])
-            .args(args)
-            .current_dir(crate::util::root());
+        let bin = self.build()?;
+        let mut cmd = Command::new(&bin);
+        cmd.args(args).current_dir(crate::util::root());
         eprintln!("xtask: {cmd:?}");
-        let status = cmd.status().context("starting cargo run -p nfn-cli")?;
+        let status = cmd.status().with_context(|| format!("starting {}", bin.display()))?;
         match status.code() {
             Some(0) => Ok(()),
             // a user error that `nfn` has already printed in one line: say nothing more
@@ -86,7 +83,7 @@ fn describe<S: AsRef<OsStr>>(args: &[S]) -> String {
     args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
 }
 
-/// Choose the device, set up, then `cargo run --release -p nfn-cli [--features cuda] --bin nfn -- <args>`.
+/// Choose the device, set up, build the release `nfn` and run it with `args`.
 pub fn run_nfn<S: AsRef<OsStr>>(args: &[S]) -> Result<()> {
     Nfn::prepare()?.run(args)
 }
