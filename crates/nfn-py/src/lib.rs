@@ -109,13 +109,13 @@ fn copy<'py>(py: Python<'py>, t: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAn
     export(py, b.tensor.copy())
 }
 
-/// LibTorch's version and the thread count it uses, as `nfn info` prints them.
+/// nfn-rs's version and what LibTorch sees, as `nfn info` prints them (the Python side adds
+/// LibTorch's version: the process has one LibTorch, torch's).
 #[pyfunction]
 fn info() -> String {
     format!(
-        "nfn-rs {} on LibTorch (tch {}), {} intra-op threads, cuda available: {}",
+        "nfn-rs {}, {} intra-op threads, cuda available: {}",
         env!("CARGO_PKG_VERSION"),
-        "0.24.0",
         tch::get_num_threads(),
         tch::Cuda::is_available()
     )

@@ -603,6 +603,7 @@ impl Graph {
             held.push(b);
         }
         let leaves: Vec<Tensor> = g.leaves.iter().map(Tensor::shallow_clone).collect();
+        let n_leaves = leaves.len();
         let grads = py
             .detach(move || -> anyhow::Result<Vec<Tensor>> {
                 if terms.is_empty() {
@@ -621,7 +622,8 @@ impl Graph {
         drop(held);
         drop(g);
         if grads.is_empty() {
-            return Ok(vec![None; 0]);
+            // no output had a gradient: none for any input or parameter
+            return Ok((0..n_leaves).map(|_| None).collect());
         }
         grads
             .into_iter()

@@ -11,6 +11,7 @@ from nfn_rs import _native
 def test_import_and_info():
     line = nfn_rs.info()
     assert line.startswith("nfn-rs ") and "intra-op threads" in line
+    assert f"LibTorch {torch.__version__}," in line
 
 
 def test_arguments_are_read_in_place():

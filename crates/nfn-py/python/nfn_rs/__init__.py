@@ -73,6 +73,12 @@ class WeightSpace(NamedTuple):
 def _lists(ws: Any) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
     """``(weights, biases)`` lists, detached, from a WeightSpace-like object or a dict of ``W<l>``,
     ``b<l>`` (``nfn export-inrs``'s ``.npz`` keys)."""
+    weights, biases = _graph_lists(ws)
+    return [w.detach() for w in weights], [b.detach() for b in biases]
+
+
+def _graph_lists(ws: Any) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+    """As :func:`_lists`, the tensors themselves (their autograd graph kept)."""
     if isinstance(ws, dict):
         n = sum(1 for k in ws if k.startswith("W"))
         weights = [torch.as_tensor(ws[f"W{l}"]) for l in range(n)]
@@ -87,7 +93,7 @@ def _lists(ws: Any) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
         for l, t in enumerate(ts):
             if not isinstance(t, torch.Tensor):
                 raise TypeError(f"{name}[{l}]: expected a torch.Tensor, got {type(t).__name__}")
-    return [w.detach() for w in weights], [b.detach() for b in biases]
+    return weights, biases
 
 
 def _tensor(x: Any, name: str) -> torch.Tensor:
@@ -107,8 +113,10 @@ def _ws(pair: Tuple[Sequence[Any], Sequence[Any]]) -> WeightSpace:
 
 
 def info() -> str:
-    """nfn-rs's version, the LibTorch thread count and whether CUDA is available."""
-    return _native.info()
+    """nfn-rs's version, the LibTorch it runs on (torch's own: the process has one), its thread
+    count and whether CUDA is available."""
+    version, rest = _native.info().split(", ", 1)
+    return f"{version} on LibTorch {torch.__version__}, {rest}"
 
 
 def load_images(
@@ -344,7 +352,6 @@ class _NativeFunction(torch.autograd.Function):
         half = n_inputs // 2
         outs, graph = native.forward_graph(inputs[:half], inputs[half:], train)
         ctx.graph = graph
-        ctx.n_tensors = len(tensors)
         ctx.inputs = inputs  # nfn-rs's graph reads their memory: keep them alive with it
         outs = tuple(_t(o) for o in outs)
         return outs if len(outs) > 1 else outs[0]
@@ -353,8 +360,6 @@ class _NativeFunction(torch.autograd.Function):
     def backward(ctx, *grads):  # type: ignore[override]
         gs = ctx.graph.backward([None if g is None else g.contiguous() for g in grads])
         gs = [None if g is None else _t(g) for g in gs]
-        if not gs:
-            gs = [None] * ctx.n_tensors
         return (None, None, None, *gs)
 
 
@@ -396,9 +401,7 @@ class Module(torch.nn.Module):
         return Module(_native.Module.layer(kind, w, b, c_out, seed))
 
     def forward(self, inrs: Any) -> Union[torch.Tensor, WeightSpace]:
-        w, b = _lists(inrs)
-        if hasattr(inrs, "weights"):  # keep the caller's graph: pass the tensors themselves
-            w, b = list(inrs.weights), list(inrs.biases)
+        w, b = _graph_lists(inrs)
         params = [getattr(self, k) for k in self._names]
         needs_graph = torch.is_grad_enabled() and (
             any(p.requires_grad for p in params) or any(t.requires_grad for t in w + b)
