@@ -177,6 +177,87 @@ pub struct DataConfig {
     /// so that the model learns INRs from more than one fitter. Validation and test stay `inrs`'s.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_train: Vec<PathBuf>,
+    /// Random changes of each training SIREN's input coordinates (flips, shifts, rotations,
+    /// scalings), folded exactly into its first layer: image augmentation without refitting.
+    /// INR classification only; none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment: Option<InputAugment>,
+}
+
+/// Image augmentation in weight space: each training SIREN is replaced by one that draws its
+/// image mirrored, moved, rotated and scaled at random, by folding the change of coordinates into
+/// its first layer ([`nfn_weightspace::transform_input`]; exact, no rendering or refitting). Drawn
+/// anew for every batch, as a pure function of the seed and the step.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputAugment {
+    /// Mirror left-right with probability 1/2 (clothes, photos; not digits).
+    #[serde(default)]
+    pub flip: bool,
+    /// Largest shift per axis, in the SIREN's coordinates (`[-1, 1]` spans the image, so 0.1 is
+    /// 1.35 pixels of a 28-pixel side).
+    #[serde(default)]
+    pub shift: f64,
+    /// Largest rotation, in degrees either way.
+    #[serde(default)]
+    pub rotate: f64,
+    /// Largest relative change of scale (0.1: zoom by a factor drawn from `[0.9, 1.1]`).
+    #[serde(default)]
+    pub scale: f64,
+}
+
+impl InputAugment {
+    /// Refuse negative or out-of-range sizes.
+    ///
+    /// # Errors
+    /// The first invalid field, named.
+    pub fn check(&self) -> Result<()> {
+        for (name, v, max) in
+            [("shift", self.shift, 1.0), ("rotate", self.rotate, 180.0), ("scale", self.scale, 0.9)]
+        {
+            if !(0.0..=max).contains(&v) {
+                bail!("data.augment.{name} must be in [0, {max}], got {v}");
+            }
+        }
+        Ok(())
+    }
+
+    /// The coordinate maps of `n` networks, drawn from `rng`: `A` `[n, 2, 2]` and `t` `[n, 2]`
+    /// (f32, CPU) such that network `i` is to be evaluated at `A_i x + t_i`. Coordinates are
+    /// (row, column), so the mirror negates the column.
+    pub fn draw(&self, n: i64, rng: &mut StdRng) -> (Tensor, Tensor) {
+        use rand::Rng;
+        let mut a = Vec::with_capacity(4 * n as usize);
+        let mut t = Vec::with_capacity(2 * n as usize);
+        for _ in 0..n {
+            let mirror = if self.flip && rng.gen_bool(0.5) { -1.0 } else { 1.0 };
+            let angle = self.rotate.to_radians() * rng.gen_range(-1.0..=1.0);
+            let zoom = 1.0 + self.scale * rng.gen_range(-1.0..=1.0);
+            let (c, s) = (angle.cos() * zoom, angle.sin() * zoom);
+            // [[c, -s], [s, c]] · diag(1, mirror)
+            a.extend([c, -s * mirror, s, c * mirror].map(|v| v as f32));
+            t.extend([0, 1].map(|_| (self.shift * rng.gen_range(-1.0..=1.0)) as f32));
+        }
+        (Tensor::from_slice(&a).view([n, 2, 2]), Tensor::from_slice(&t).view([n, 2]))
+    }
+
+    /// `ws` with each network's coordinates changed by a fresh draw from `rng`.
+    ///
+    /// # Errors
+    /// Features that are not 2-input SIRENs.
+    pub fn apply(
+        &self,
+        ws: &nfn_weightspace::WeightSpaceFeatures,
+        rng: &mut StdRng,
+    ) -> nfn_weightspace::Result<nfn_weightspace::WeightSpaceFeatures> {
+        let (a, t) = self.draw(ws.batch_size(), rng);
+        let opts = (ws.kind(), ws.device());
+        nfn_weightspace::transform_input(
+            ws,
+            &a.to_kind(opts.0).to(opts.1),
+            &t.to_kind(opts.0).to(opts.1),
+        )
+    }
 }
 
 fn is_fitted(p: &SplitProtocol) -> bool {
@@ -329,6 +410,7 @@ pub struct EpochBatches<'a> {
     seed: u64,
     device: Device,
     epoch: Option<(u64, Vec<i64>)>,
+    augment: Option<InputAugment>,
 }
 
 impl<'a> EpochBatches<'a> {
@@ -341,7 +423,13 @@ impl<'a> EpochBatches<'a> {
         seed: u64,
         device: Device,
     ) -> Self {
-        EpochBatches { split, targets, std, batch_size, seed, device, epoch: None }
+        EpochBatches { split, targets, std, batch_size, seed, device, epoch: None, augment: None }
+    }
+
+    /// The same batches, each network's image changed by `augment` (drawn per step from the seed).
+    pub fn with_augment(mut self, augment: Option<InputAugment>) -> Self {
+        self.augment = augment;
+        self
     }
 
     /// Full batches per epoch.
@@ -371,10 +459,83 @@ impl<'a> EpochBatches<'a> {
 impl TrainData for EpochBatches<'_> {
     fn batch(&mut self, step: u64) -> nft_model::Result<Batch> {
         let idx = Tensor::from_slice(self.indices(step));
-        let wsfeat = self.split.features(&idx).map_err(nft_model::Error::data)?;
+        let mut wsfeat = self.split.features(&idx).map_err(nft_model::Error::data)?;
+        if let Some(aug) = &self.augment {
+            let mut rng = StdRng::seed_from_u64(
+                self.seed ^ 0xA076_1D64_78BD_642F ^ step.wrapping_mul(0xE703_7ED1_A0B4_28DB),
+            );
+            wsfeat = aug.apply(&wsfeat, &mut rng).map_err(nft_model::Error::data)?;
+        }
         Ok(Batch {
             inputs: prepare(&wsfeat, self.std).to_device(self.device),
             targets: self.targets.index_select(0, &idx).to_device(self.device),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The draws are maps of the asked size: |det A| = zoom² within the scale range, the mirror's
+    /// sign in det A half the time, shifts within bounds; and the same seed draws the same maps.
+    #[test]
+    fn augment_draws_bounded_maps() {
+        let aug = InputAugment { flip: true, shift: 0.1, rotate: 10.0, scale: 0.2 };
+        let (a, t) = aug.draw(400, &mut StdRng::seed_from_u64(3));
+        assert_eq!((a.size(), t.size()), (vec![400, 2, 2], vec![400, 2]));
+        let a64 = a.to_kind(Kind::Double).view([400, 4]);
+        let det = a64.select(1, 0) * a64.select(1, 3) - a64.select(1, 1) * a64.select(1, 2);
+        let zoom2: Vec<f64> = Vec::try_from(det.abs()).expect("f64");
+        assert!(zoom2.iter().all(|z| (0.8 * 0.8 - 1e-5..=1.2 * 1.2 + 1e-5).contains(z)));
+        let mirrored = det.lt(0.0).sum(Kind::Int64).int64_value(&[]);
+        assert!((150..=250).contains(&mirrored), "{mirrored} of 400 mirrored");
+        assert!(t.abs().max().double_value(&[]) <= 0.1 + 1e-7);
+        let (a2, t2) = aug.draw(400, &mut StdRng::seed_from_u64(3));
+        assert!(a.equal(&a2) && t.equal(&t2));
+        // No augmentation asked: the identity.
+        let (a, t) = InputAugment::default().draw(3, &mut StdRng::seed_from_u64(0));
+        assert!(a.equal(&Tensor::eye(2, (Kind::Float, Device::Cpu)).expand([3, 2, 2], false)));
+        assert_eq!(t.abs().sum(Kind::Double).double_value(&[]), 0.0);
+    }
+
+    #[test]
+    fn augment_sizes_are_checked() {
+        assert!(InputAugment { shift: 0.1, ..Default::default() }.check().is_ok());
+        for bad in [
+            InputAugment { shift: -0.1, ..Default::default() },
+            InputAugment { rotate: 200.0, ..Default::default() },
+            InputAugment { scale: 1.0, ..Default::default() },
+        ] {
+            assert!(bad.check().is_err(), "{bad:?}");
+        }
+    }
+
+    /// An augmented batch is the plain batch with each network's first layer moved, the rest equal,
+    /// and a function of the step alone.
+    #[test]
+    fn augmented_batches_change_only_the_first_layer() {
+        let spec = nfn_weightspace::NetworkSpec::siren(1);
+        let ws = nfn_weightspace::siren_init(&spec, 8, 0);
+
+        let zeros = || Tensor::zeros([8], (Kind::Int64, Device::Cpu));
+        let split = InrSplit {
+            spec,
+            params: ws.flatten().squeeze_dim(1),
+            labels: zeros(),
+            image_index: zeros(),
+            copy: zeros(),
+            psnr: zeros().to_kind(Kind::Float),
+        };
+        let labels = split.labels.shallow_clone();
+        let aug = InputAugment { flip: true, shift: 0.2, ..Default::default() };
+        let mut plain = EpochBatches::new(&split, &labels, None, 4, 1, Device::Cpu);
+        let mut moved =
+            EpochBatches::new(&split, &labels, None, 4, 1, Device::Cpu).with_augment(Some(aug));
+        let (p, m) = (plain.batch(5).expect("batch"), moved.batch(5).expect("batch"));
+        assert!(!p.inputs.weight(0).equal(m.inputs.weight(0)));
+        assert!(p.inputs.weight(1).equal(m.inputs.weight(1)));
+        assert!(p.inputs.bias(2).equal(m.inputs.bias(2)));
+        assert!(m.inputs.weight(0).equal(moved.batch(5).expect("batch").inputs.weight(0)));
     }
 }

@@ -47,6 +47,10 @@ fn every_bad_input_gets_one_line_naming_the_file_and_exit_code_2() {
     // a config with a misspelt key
     let config = classify_config("typo", &inrs, 10, 5).replace("log_every = 1", "log_evry = 1");
     std::fs::write(d("typo.toml"), config).unwrap();
+    // weight-space augmentation with a shift larger than the image
+    let config = classify_config("far", &inrs, 10, 5)
+        .replace("eval_batch_size = 16", "eval_batch_size = 16\naugment = { shift = 2.0 }");
+    std::fs::write(d("far.toml"), config).unwrap();
     // weight files of the wrong kinds
     features(&[2, 16, 16, 1], None, false).write_npz(d("narrow.npz")).unwrap();
     features(&[2, 32, 32, 1], Some(3), false).write_npz(d("cnn.npz")).unwrap();
@@ -88,6 +92,11 @@ fn every_bad_input_gets_one_line_naming_the_file_and_exit_code_2() {
             "unknown config key",
             &["train", &d("typo.toml"), "--runs", &runs],
             &["typo.toml", "unknown field `log_evry`", "line"],
+        ),
+        case(
+            "augmentation out of range",
+            &["train", &d("far.toml"), "--runs", &runs],
+            &["far.toml", "data.augment.shift must be in [0, 1]"],
         ),
         case(
             "missing data set",

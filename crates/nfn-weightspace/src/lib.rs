@@ -27,6 +27,7 @@ pub use function::{evaluate, evaluate_cnn, evaluate_mlp, Activation};
 pub use permutation::NeuronPermutation;
 pub use shard::Shard;
 pub use siren::{
-    pixel_grid, render_siren, siren_init, siren_init_tch_rng, SIREN_HIDDEN, SIREN_OMEGA0,
+    pixel_grid, render_siren, siren_init, siren_init_tch_rng, transform_input, SIREN_HIDDEN,
+    SIREN_OMEGA0,
 };
 pub use spec::{LayerSpec, NetworkSpec};

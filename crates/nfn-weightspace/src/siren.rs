@@ -92,6 +92,53 @@ pub fn render_siren(wsfeat: &WeightSpaceFeatures, h: i64, w: i64) -> Result<Tens
     Ok(ys.view([b, h, w, -1]).permute([0, 3, 1, 2]))
 }
 
+/// Fold an affine change of input coordinates into the first layer of a batch of MLPs (SIRENs):
+/// network `i` of the result computes `f_i(A_i x + t_i)`, exactly, for every input `x`. On SIRENs
+/// this moves, flips, rotates or scales the image a network draws (its values outside `[-1, 1]²`
+/// are whatever the fit left there), without rendering or refitting: `W_0' = W_0 A`,
+/// `b_0' = b_0 + W_0 t`; later layers are shared with the input.
+///
+/// # Shapes
+/// MLPs with `n_in` inputs and batch `b`; `a` `[b, n_in, n_in]`, `t` `[b, n_in]`, in the features'
+/// kind and device
+///
+/// # Errors
+/// [`crate::Error::SpecMismatch`] for features with more than one channel or conv layers;
+/// [`crate::Error::Shape`] for `a` or `t` of the wrong shape.
+pub fn transform_input(
+    wsfeat: &WeightSpaceFeatures,
+    a: &Tensor,
+    t: &Tensor,
+) -> Result<WeightSpaceFeatures> {
+    let spec = wsfeat.spec()?;
+    if spec.is_cnn() || wsfeat.channels() != 1 {
+        return Err(crate::Error::SpecMismatch(
+            "transform_input takes raw MLP weights (one channel, no conv layers)".into(),
+        ));
+    }
+    let (b, n) = (wsfeat.batch_size(), spec.n_in());
+    for (what, got, expected) in
+        [("input map", a.size(), vec![b, n, n]), ("shift", t.size(), vec![b, n])]
+    {
+        if got != expected {
+            return Err(crate::Error::Shape {
+                layer: 0,
+                what,
+                expected: format!("{expected:?}"),
+                got,
+            });
+        }
+    }
+    let w0 = wsfeat.weight(0); // [b, 1, n_out, n_in]
+    let new_w0 = w0.matmul(&a.unsqueeze(1));
+    let new_b0 = wsfeat.bias(0) + w0.matmul(&t.view([b, 1, n, 1])).squeeze_dim(-1);
+    let mut weights: Vec<Tensor> = wsfeat.weights().iter().map(Tensor::shallow_clone).collect();
+    let mut biases: Vec<Tensor> = wsfeat.biases().iter().map(Tensor::shallow_clone).collect();
+    weights[0] = new_w0;
+    biases[0] = new_b0;
+    Ok(WeightSpaceFeatures::from_parts_unchecked(weights, biases))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +191,26 @@ mod tests {
         assert!(image.select(3, 3).select(2, 2).allclose(&pixel, 0.0, 1e-12, false));
         let two_channels = WeightSpaceFeatures::zeros(&sirens.spec().expect("spec"), 2, 2, opts);
         assert!(render_siren(&two_channels, 4, 5).is_err());
+    }
+
+    #[test]
+    fn transformed_input_draws_the_moved_image() {
+        let opts = (Kind::Double, Device::Cpu);
+        let sirens = siren_init(&NetworkSpec::siren(3), 2, 1).map(|t| t.to_kind(Kind::Double));
+        // Network 0: a horizontal flip and a shift; network 1: a rotation by 0.3 rad and a scale.
+        let (c, s) = (0.3f64.cos() * 0.9, 0.3f64.sin() * 0.9);
+        let a = Tensor::from_slice(&[1.0, 0.0, 0.0, -1.0, c, -s, s, c]).view([2, 2, 2]);
+        let t = Tensor::from_slice(&[0.1, -0.05, 0.0, 0.2]).view([2, 2]);
+        let moved = transform_input(&sirens, &a, &t).expect("raw SIRENs");
+        let xs = pixel_grid(5, 4, opts); // [20, 2]
+                                         // f(A x + t) for each network on its own transformed coordinates.
+        let coords = xs.unsqueeze(0).matmul(&a.transpose(1, 2)) + t.unsqueeze(1); // [2, 20, 2]
+        let want = evaluate_mlp(&sirens, &coords, Activation::SIREN).expect("raw SIRENs");
+        let got = evaluate_mlp(&moved, &xs, Activation::SIREN).expect("raw SIRENs");
+        assert!(got.allclose(&want, 1e-10, 1e-10, false));
+        // Later layers are untouched, and wrong shapes are refused.
+        assert!(moved.weight(1).equal(sirens.weight(1)));
+        assert!(transform_input(&sirens, &a.select(0, 0), &t).is_err());
+        assert!(transform_input(&sirens, &a, &t.select(0, 0)).is_err());
     }
 }

@@ -94,6 +94,12 @@ pub fn check_common(name: &str, task: &str, expected: &str, data: &DataConfig) -
     if data.batch_size < 1 || data.eval_batch_size < 1 {
         bail!("batch sizes must be positive");
     }
+    if let Some(aug) = &data.augment {
+        if expected != classify::TASK {
+            bail!("data.augment is for INR classification only ({expected} runs take none)");
+        }
+        aug.check()?;
+    }
     Ok(())
 }
 
