@@ -150,6 +150,23 @@ pub fn param_count(vs: &VarStore) -> i64 {
     vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
 }
 
+/// The chance level of a classification result: the accuracy (%) on `test_labels` of always
+/// answering the most frequent class of `train_labels` (`[n]` i64 each).
+pub fn majority_class_baseline(
+    train_labels: &tch::Tensor,
+    test_labels: &tch::Tensor,
+) -> BaselineRecord {
+    let counts = train_labels.bincount::<tch::Tensor>(None, 0);
+    let majority = counts.argmax(0, false).int64_value(&[]);
+    let hits = test_labels.eq(majority).sum(tch::Kind::Int64).int64_value(&[]);
+    BaselineRecord {
+        name: "majority-class accuracy".into(),
+        description: "always answering the most frequent training class (chance level)".into(),
+        metric: Metric::Accuracy,
+        value: 100.0 * hits as f64 / test_labels.size()[0].max(1) as f64,
+    }
+}
+
 /// A progress bar with the house style.
 pub fn progress_bar(name: &str, len: u64) -> ProgressBar {
     if quiet() {

@@ -64,8 +64,13 @@ fn every_kind_trains_evaluates_and_tabulates_the_same_way() {
     let dir = tempfile::tempdir().unwrap();
     let inrs = fit_tiny_set(dir.path());
     let runs = dir.path().join("runs");
+    // The classifier trains on weight-space augmented INRs (flips and shifts folded into W0, b0).
+    let hnp = classify_config("hnp", &inrs, 12, 4).replace(
+        "eval_batch_size = 16",
+        "eval_batch_size = 16\naugment = { flip = true, shift = 0.05 }",
+    );
     let configs = [
-        ("hnp", classify_config("hnp", &inrs, 12, 4)),
+        ("hnp", hnp),
         ("ae", pretrain_config("ae", &inrs, 28, "sitzmann")),
         ("latent", latent_config("latent", &runs.join("ae"))),
         ("edit", edit_config("edit", &inrs, &dir.path().join("images"))),
@@ -93,6 +98,17 @@ fn every_kind_trains_evaluates_and_tabulates_the_same_way() {
     assert_eq!(hnp["selection"]["direction"], "higher");
     assert_eq!(hnp["data"]["train"], 55);
     assert_eq!(hnp["budget"]["steps"], 12);
+    let summary = |run: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(runs.join(run).join("summary.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    // Each result carries its do-nothing level: the majority class, the mean training image.
+    let chance = &summary("hnp")["baselines"][0];
+    assert_eq!(chance["name"], "majority-class accuracy");
+    assert!((0.0..=100.0).contains(&chance["value"].as_f64().unwrap()), "{chance}");
+    let mean_image = &summary("ae")["baselines"][0];
+    assert_eq!(mean_image["name"], "mean-image MSE");
+    assert!(mean_image["value"].as_f64().unwrap() > 0.0, "{mean_image}");
     let ae = eval_matches_summary(&runs.join("ae"));
     assert_eq!(
         (ae["kind"].as_str(), ae["page"].as_str()),

@@ -16,7 +16,9 @@ use tch::{Device, Tensor};
 use crate::inrs_input::StatRange;
 
 use crate::data::{eval_batches, load_splits, DataConfig, EpochBatches, Splits};
-use crate::driver::{device, eval_run, param_count, train_run, Experiment};
+use crate::driver::{
+    device, eval_run, majority_class_baseline, param_count, train_run, Experiment,
+};
 
 /// The `task` of these configs.
 pub const TASK: &str = "inr_classification";
@@ -103,7 +105,7 @@ fn prepare(cfg: &ExperimentConfig, device: Device) -> Result<Prepared> {
         batch_size: cfg.data.batch_size,
         headline: Metric::Accuracy,
         paper: cfg.paper.clone(),
-        baselines: Vec::new(),
+        baselines: vec![majority_class_baseline(&splits.train.labels, &splits.test.labels)],
     };
     Ok(Prepared { splits, vs, model, exp })
 }
@@ -129,7 +131,8 @@ pub fn train(cfg: &ExperimentConfig, runs: &Path) -> Result<RunSummary> {
         cfg.data.batch_size,
         cfg.trainer.seed,
         device,
-    );
+    )
+    .with_augment(cfg.data.augment);
     let task = Supervised::new(model.as_ref(), cfg.trainer.objective);
     let splits = EvalSplits { val: &val, test: &test };
     train_run(&run, &exp, &task, &mut vs, &cfg.trainer, &mut data, splits)

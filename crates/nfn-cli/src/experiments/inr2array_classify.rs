@@ -18,7 +18,9 @@ use tch::{Device, Kind, Tensor};
 
 use super::classify::dataset_name;
 use super::inr2array_pretrain::{load_pretrained, MODEL_NAME};
-use crate::driver::{device, eval_run, param_count, progress_bar, train_run, Experiment};
+use crate::driver::{
+    device, eval_run, majority_class_baseline, param_count, progress_bar, train_run, Experiment,
+};
 use crate::inrs_input::StatRange;
 
 /// The cache folder of `split`'s latents: `<encoder_run>/latents/<split>/`, or `train-copies/` for
@@ -256,7 +258,7 @@ pub fn train(cfg: &ClassifyConfig, runs: &Path) -> Result<RunSummary> {
         batch_size: cfg.data.batch_size,
         headline: Metric::Accuracy,
         paper: cfg.paper.clone(),
-        baselines: Vec::new(),
+        baselines: vec![majority_class_baseline(&train_y, &test_y)],
     };
     let mut data =
         LatentBatches::new(train_z, train_y, cfg.data.batch_size, cfg.trainer.seed, device);

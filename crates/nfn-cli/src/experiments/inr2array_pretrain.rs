@@ -5,11 +5,12 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use inr2array::{Inr2ArrayAutoencoder, PretrainConfig};
-use nfn_datasets::{InrSet, Split};
-use nft_model::train::DataRecord;
+use nfn_datasets::{InrSet, InrSplit, Split};
+use nfn_weightspace::render_siren;
+use nft_model::train::{BaselineRecord, DataRecord};
 use nft_model::{EvalSplits, Evaluation, Metric, Run, RunSummary};
 use tch::nn::VarStore;
-use tch::Device;
+use tch::{Device, Kind, Tensor};
 
 use super::classify::dataset_name;
 use crate::data::{eval_batches, open_set, with_extra_train, EpochBatches};
@@ -76,6 +77,49 @@ fn experiment(cfg: &PretrainConfig, vs: &VarStore, counts: [i64; 3]) -> Experime
     }
 }
 
+/// `f` on the renderings of `split`, a chunk at a time (`[chunk, c, h, w]`).
+fn for_each_rendering(
+    split: &InrSplit,
+    [h, w]: [i64; 2],
+    mut f: impl FnMut(&Tensor),
+) -> Result<()> {
+    const CHUNK: i64 = 512;
+    for start in (0..split.len()).step_by(CHUNK as usize) {
+        let end = (start + CHUNK).min(split.len());
+        let idx = Tensor::arange_start(start, end, (Kind::Int64, Device::Cpu));
+        let sirens = split.features(&idx)?;
+        f(&tch::no_grad(|| render_siren(&sirens, h, w))?);
+    }
+    Ok(())
+}
+
+/// The do-nothing reference of a reconstruction result: every test INR's rendering predicted by
+/// the mean rendering of the training INRs (the best constant image), its MSE on the test split.
+fn mean_image_baseline(
+    train: &InrSplit,
+    test: &InrSplit,
+    size: [i64; 2],
+) -> Result<Vec<BaselineRecord>> {
+    eprintln!("nfn: baseline on {} test INRs: the mean training image", test.len());
+    let mut sum: Option<Tensor> = None;
+    for_each_rendering(train, size, |r| {
+        let s = r.sum_dim_intlist(0, false, Kind::Double);
+        sum = Some(sum.as_ref().map_or_else(|| s.shallow_clone(), |acc| acc + &s));
+    })?;
+    let mean = sum.context("no training INRs")? / train.len() as f64;
+    let (mut sq, mut count) = (0.0, 0i64);
+    for_each_rendering(test, size, |r| {
+        sq += (r.to_kind(Kind::Double) - &mean).square().sum(Kind::Double).double_value(&[]);
+        count += r.numel() as i64;
+    })?;
+    Ok(vec![BaselineRecord {
+        name: "mean-image MSE".into(),
+        description: "every test rendering predicted by the mean training rendering".into(),
+        metric: Metric::Mse,
+        value: sq / count as f64,
+    }])
+}
+
 /// Pretrain the autoencoder of `cfg` in `<runs>/<name>/`, resuming it if it holds a checkpoint.
 pub fn train(cfg: &PretrainConfig, runs: &Path) -> Result<RunSummary> {
     let run = Run::claim(runs.join(&cfg.name), cfg)?;
@@ -93,7 +137,10 @@ pub fn train(cfg: &PretrainConfig, runs: &Path) -> Result<RunSummary> {
         eval_batches(&val_split, &val_split.labels, cfg.data.val_limit, eval_bs, None, device)?;
     let test = eval_batches(&test_split, &test_split.labels, None, eval_bs, None, device)?;
     let val_count = val.iter().map(nft_model::Batch::len).sum();
-    let exp = experiment(cfg, &vs, [train_split.len(), val_count, test_split.len()]);
+    let mut exp = experiment(cfg, &vs, [train_split.len(), val_count, test_split.len()]);
+    let size = cfg.model.image_size;
+    exp.baselines =
+        run.cached("baselines", || mean_image_baseline(&train_split, &test_split, size))?;
     let mut data = EpochBatches::new(
         &train_split,
         &train_split.labels,
