@@ -130,13 +130,10 @@ impl EncoderStamp {
         if !run.summary().exists() {
             bail!("{encoder_run:?}: the encoder run is not finished (no summary.json); train it to its step budget first");
         }
-        let path = run.state();
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path:?}"))?;
-        let state: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("reading {path:?}"))?;
-        let best_step = state["best"]["step"]
-            .as_u64()
-            .with_context(|| format!("{path:?}: no selected checkpoint recorded"))?;
+        let best = run.read_state()?.best;
+        let best_step = best
+            .with_context(|| format!("{:?}: no selected checkpoint recorded", run.state()))?
+            .step;
         Ok(EncoderStamp { best_step })
     }
 

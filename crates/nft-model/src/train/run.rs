@@ -120,6 +120,17 @@ impl Run {
         self.root.join("state.json")
     }
 
+    /// The trainer's progress as the trainer wrote it (`state.json`): steps done, the selected
+    /// checkpoint's step and value, training seconds.
+    ///
+    /// # Errors
+    /// [`Error::Checkpoint`] naming the file when it is missing or not a trainer state.
+    pub fn read_state(&self) -> Result<super::TrainState> {
+        let path = self.state();
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::checkpoint(&path, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::checkpoint(&path, e))
+    }
+
     /// The finished run's record for tables (`summary.json`).
     pub fn summary(&self) -> PathBuf {
         self.root.join("summary.json")
