@@ -254,15 +254,33 @@ fn merge_kept_rows(old: &str, new: &str) -> std::result::Result<String, String> 
     if kept.is_empty() {
         return Ok(new.to_string());
     }
-    if old_header != new_lines[header_at] {
+    // Kept rows are rewritten in the new page's columns: a column the page has gained (a new
+    // baseline, say) reads "–" in them; a column it has lost would drop their values, so that is
+    // refused.
+    let (old_cols, new_cols) = (cells(old_header), cells(new_lines[header_at]));
+    let at: Option<Vec<Option<usize>>> = if old_cols.iter().all(|c| new_cols.contains(c)) {
+        Some(new_cols.iter().map(|c| old_cols.iter().position(|o| o == c)).collect())
+    } else {
+        None
+    };
+    let Some(at) = at else {
         let names: Vec<&str> = kept.iter().map(|l| cells(l)[0]).collect();
         return Err(format!(
-            "the rows of {} (runs not in the runs folder) have other columns than the page would \
-             have now; put their run folders back, or move the page aside to drop them",
+            "the rows of {} (runs not in the runs folder) have columns the page would not have \
+             now; put their run folders back, or move the page aside to drop them",
             names.join(", ")
         ));
-    }
-    let mut rows: Vec<&str> = fresh.into_iter().chain(kept).collect();
+    };
+    let kept: Vec<String> = kept
+        .iter()
+        .map(|l| {
+            let c = cells(l);
+            let row: Vec<&str> =
+                at.iter().map(|i| i.and_then(|i| c.get(i).copied()).unwrap_or("–")).collect();
+            format!("| {} |", row.join(" | "))
+        })
+        .collect();
+    let mut rows: Vec<&str> = fresh.into_iter().chain(kept.iter().map(String::as_str)).collect();
     rows.sort_by_key(|l| {
         let c = cells(l);
         (c[1].to_string(), c[0].to_string())
@@ -320,10 +338,13 @@ mod tests {
     }
 
     #[test]
-    fn kept_rows_under_other_columns_are_refused_by_name() {
+    fn kept_rows_gain_new_columns_and_never_lose_old_ones() {
         let old = format!("{HEAD}| a | set1 | m | 0.5 |\n");
-        let new = "# Results\n\n| experiment | data set | model | **test MSE** | loss |\n|---|---|---|---|---|\n| b | s | m | 1 | 2 |\n";
-        let err = merge_kept_rows(&old, new).unwrap_err();
-        assert!(err.contains("rows of a ") && err.contains("other columns"), "{err}");
+        let new = "# Results\n\n| experiment | data set | model | loss | **test MSE** |\n|---|---|---|---|---|\n| b | s | m | 2 | 1 |\n";
+        let merged = merge_kept_rows(&old, new).unwrap();
+        assert!(merged.contains("| b | s | m | 2 | 1 |\n| a | set1 | m | – | 0.5 |"), "{merged}");
+        // A column the new page lacks would lose the kept rows' values: refused by name.
+        let err = merge_kept_rows(new, &old.replace("| a |", "| c |")).unwrap_err();
+        assert!(err.contains("rows of b ") && err.contains("columns"), "{err}");
     }
 }
